@@ -1,0 +1,174 @@
+"""What the gradient-descent regressors share: parameters, data, predict."""
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.extmath import safe_sparse_dot
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._scaling import ScaledDesign, feature_statistics
+from ._validation import (
+    Integral,
+    Interval,
+    Real,
+    StrOptions,
+    check_parameters,
+    check_sample_weight,
+)
+
+
+class Problem:
+    """A fit's data in internal coordinates, ready for a solver.
+
+    Attributes
+    ----------
+    design : ScaledDesign
+        The implicitly centred and scaled features.
+
+    y : ndarray
+        Targets minus ``y_offset``.
+
+    y_offset : float or ndarray
+        The internal intercept: the weighted mean of the targets with an
+        intercept, zero without.
+
+    weights : ndarray or None
+        Sample weights normalised to sum to one; None when all are equal.
+
+    l1, l2 : ndarray of shape (n_features,) or None
+        Penalty strengths per internal coordinate.
+    """
+
+    def __init__(self, design, y, y_offset, weights, l1, l2):
+        self.design = design
+        self.y = y
+        self.y_offset = y_offset
+        self.weights = weights
+        self.l1 = l1
+        self.l2 = l2
+
+
+class BaseGDRegressor(RegressorMixin, BaseEstimator):
+    """Shared parameters, data handling and prediction.
+
+    Subclasses implement ``fit``; this class turns validated data into a
+    :class:`Problem` and stores solutions as ``coef_`` and ``intercept_``.
+    """
+
+    _parameter_constraints: dict = {
+        "penalty": [StrOptions({"l2", "l1", "elasticnet"}), None],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "l1_ratio": [Interval(Real, 0, 1, closed="both")],
+        "fit_intercept": ["boolean"],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+    }
+
+    def _validate_fit_data(self, X, y, sample_weight, reset):
+        """Check ``X``, ``y`` and ``sample_weight``; ``y`` gets ``X``'s dtype."""
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            reset=reset,
+            accept_sparse=["csr", "csc"],
+            dtype=[np.float64, np.float32],
+            y_numeric=True,
+            multi_output=True,
+        )
+        y = np.asarray(y, dtype=X.dtype)
+        sample_weight = check_sample_weight(sample_weight, X, X.dtype)
+        return X, y, sample_weight
+
+    def _penalty_strengths(self):
+        """The L1 and L2 strengths of the penalty in the user's units."""
+        if self.penalty is None:
+            return 0.0, 0.0
+        rho = {"l1": 1.0, "l2": 0.0, "elasticnet": self.l1_ratio}[self.penalty]
+        return self.alpha * rho, self.alpha * (1.0 - rho)
+
+    def _make_problem(self, X, y, sample_weight):
+        """Centre and scale implicitly; map the penalty to internal units."""
+        l1, l2 = self._penalty_strengths()
+        center, inv_scale = feature_statistics(
+            X, sample_weight, fit_intercept=self.fit_intercept, l2=l2
+        )
+        design = ScaledDesign(X, center, inv_scale)
+        uniform = np.all(sample_weight == sample_weight[0])
+        weights = None if uniform else sample_weight / sample_weight.sum()
+        if self.fit_intercept:
+            y_offset = np.average(y, axis=0, weights=weights).astype(X.dtype)
+        else:
+            y_offset = np.zeros(y.shape[1:], dtype=X.dtype)
+        return Problem(
+            design=design,
+            y=y - y_offset,
+            y_offset=y_offset,
+            weights=weights,
+            l1=(l1 * inv_scale) if l1 > 0 else None,
+            l2=(l2 * inv_scale**2).astype(X.dtype),
+        )
+
+    def _initial_coef(self, problem):
+        """Zero, or the previous solution in internal units with warm start."""
+        shape = (problem.design.shape[1],) + problem.y.shape[1:]
+        dtype = problem.y.dtype
+        if not (self.warm_start and hasattr(self, "coef_")):
+            return np.zeros(shape, dtype=dtype)
+        coef = np.asarray(self.coef_, dtype=dtype).T.reshape(shape)
+        V, _ = problem.design.to_internal_units(coef, np.zeros(shape[1:], dtype))
+        return V
+
+    def _store_solution(self, problem, V):
+        """Set ``coef_`` and ``intercept_`` from internal coefficients."""
+        coef, intercept = problem.design.to_user_units(V, problem.y_offset)
+        self.coef_ = coef.T.copy()
+        self.intercept_ = intercept if intercept.ndim else intercept[()]
+
+    def _reporter(self):
+        """The per-iteration printer used when ``verbose`` is on, else None."""
+        if not self.verbose:
+            return None
+        name = type(self).__name__
+
+        def report(iteration, objective, step, grad_ratio):
+            print(
+                f"{name}: iteration {iteration}, objective {objective:.6e}, "
+                f"step {step:.3e}, gradient ratio {grad_ratio:.3e}"
+            )
+
+        return report
+
+    def predict(self, X):
+        """Predict with the fitted linear model.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Samples.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
+            ``X @ coef_.T + intercept_``.
+        """
+        check_is_fitted(self)
+        X = validate_data(
+            self,
+            X,
+            reset=False,
+            accept_sparse=["csr", "csc"],
+            dtype=[np.float64, np.float32],
+        )
+        coef = self.coef_.astype(X.dtype, copy=False)
+        return safe_sparse_dot(X, coef.T, dense_output=True) + self.intercept_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.target_tags.multi_output = True
+        return tags
+
+    def _check_parameters(self):
+        check_parameters(self)

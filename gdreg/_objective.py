@@ -1,0 +1,92 @@
+"""The penalised least-squares objective in internal coordinates.
+
+With ``Z`` the implicitly centred and scaled design (see ``_scaling``),
+normalised sample weights ``w`` (summing to one) and centred targets ``y``,
+the objective of the coefficients ``v`` is
+
+    f(v) = 1/2 sum_i w_i (y_i - z_i . v)^2 + 1/2 v . (l2 * v) + sum_j l1_j |v_j|
+
+where ``l2`` and ``l1`` are per-coordinate strengths. Its smooth part is the
+quadratic ``1/2 v . H v - v . c + 1/2 yy`` with ``H = Z^T W Z + diag(l2)``,
+``c = Z^T W y`` and ``yy = y . W y``. With several targets, ``v`` and ``y``
+have one column per target and the objective is the sum over columns.
+"""
+
+import numpy as np
+
+from ._scaling import _column
+
+
+class Quadratic:
+    """The smooth part of the objective, reached through products with ``H``.
+
+    Parameters
+    ----------
+    design : ScaledDesign
+        The operator ``Z``.
+
+    y : ndarray of shape (n_samples,) or (n_samples, n_targets)
+        Targets, centred when the model has an intercept.
+
+    weights : ndarray of shape (n_samples,) or None
+        Sample weights summing to one; None means ``1 / n_samples`` each.
+
+    l2 : ndarray of shape (n_features,)
+        Per-coordinate L2 strengths.
+    """
+
+    def __init__(self, design, y, weights, l2):
+        self.design = design
+        self.weights = weights
+        self.l2 = l2
+        self.n_hvp = 0
+        weighted_y = self._weigh(y.copy())
+        self.c = design.rmatvec(weighted_y)
+        self.yy = np.sum(y * weighted_y, axis=0)
+
+    def _weigh(self, R):
+        """Multiply the rows of ``R`` by the sample weights, in place."""
+        if self.weights is None:
+            R /= R.shape[0]
+        else:
+            R *= _column(self.weights, R)
+        return R
+
+    def hvp(self, V):
+        """Return ``H @ V``: one product with ``Z`` and one with ``Z.T``."""
+        self.n_hvp += 1
+        out = self.design.rmatvec(self._weigh(self.design.matvec(V)))
+        out += V * _column(self.l2, V)
+        return out
+
+    def value(self, V, HV):
+        """Smooth objective per target, from ``V`` and ``H @ V``."""
+        return 0.5 * self.yy + np.sum(V * (0.5 * HV - self.c), axis=0)
+
+    def gradient(self, HV):
+        """Gradient of the smooth part, from ``H @ V``."""
+        return HV - self.c
+
+
+def l1_value(V, l1):
+    """The L1 part of the objective per target."""
+    if l1 is None:
+        return 0.0
+    return np.sum(np.abs(V) * _column(l1, V), axis=0)
+
+
+def soft_threshold(V, threshold):
+    """Proximal operator of ``threshold * |v|``, coordinate-wise."""
+    return np.sign(V) * np.maximum(np.abs(V) - threshold, 0.0)
+
+
+def min_norm_subgradient(V, G, l1):
+    """Smallest element of the subdifferential of the objective at ``V``.
+
+    ``G`` is the gradient of the smooth part at ``V``; its norm is zero
+    exactly at a minimiser.
+    """
+    if l1 is None:
+        return G
+    l1 = _column(l1, V)
+    return np.where(V != 0, G + l1 * np.sign(V), soft_threshold(G, l1))

@@ -1,0 +1,156 @@
+"""Implicit centring and scaling of the design matrix.
+
+The solvers work on ``Z = (X - center) * inv_scale`` without ever forming
+``Z``: a product with ``Z`` or ``Z.T`` costs one product with ``X`` or
+``X.T`` and a few operations on vectors, for dense and sparse ``X`` alike.
+"""
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.utils.sparsefuncs import mean_variance_axis
+
+# Rows per chunk when a statistic of dense X is computed piecewise; keeps the
+# temporary at a few megabytes whatever the number of rows.
+_CHUNK_ELEMENTS = 1 << 19
+
+
+def feature_statistics(X, sample_weight, *, fit_intercept, l2):
+    """Per-feature centre and inverse scale of the internal coordinates.
+
+    Parameters
+    ----------
+    X : ndarray or sparse matrix of shape (n_samples, n_features)
+        The design, in the user's units. It is not copied.
+
+    sample_weight : ndarray of shape (n_samples,)
+        Non-negative weights with a positive sum.
+
+    fit_intercept : bool
+        Whether features are centred on their weighted mean. Without an
+        intercept they are only scaled.
+
+    l2 : float
+        Strength of the L2 part of the penalty in the user's units.
+
+    Returns
+    -------
+    center : ndarray of shape (n_features,)
+        Weighted feature means, or zeros without an intercept.
+
+    inv_scale : ndarray of shape (n_features,)
+        ``1 / sqrt(m_j + l2)``, with ``m_j`` the weighted mean square of the
+        centred feature: the inverse square root of the diagonal of the
+        objective's Hessian (Jacobi scaling). Features that are constant
+        (after centring) and unpenalised get 0, which removes them from the
+        problem and gives them a zero coefficient.
+    """
+    dtype = X.dtype
+    weights = sample_weight / sample_weight.sum(dtype=np.float64)
+    if sp.issparse(X):
+        mean, var = mean_variance_axis(X, axis=0, weights=weights)
+    else:
+        mean = _dense_mean(X, weights)
+        var = _dense_centred_mean_square(X, weights, mean)
+    if fit_intercept:
+        center = mean
+        mean_square = var
+    else:
+        center = np.zeros_like(mean)
+        mean_square = var + mean**2
+    constant = mean_square <= _constant_threshold(X, mean, dtype)
+    diag = np.where(constant, 0.0, mean_square) + l2
+    with np.errstate(divide="ignore"):
+        inv_scale = np.where(diag > 0, 1.0 / np.sqrt(diag), 0.0)
+    return center.astype(dtype, copy=False), inv_scale.astype(dtype, copy=False)
+
+
+def _dense_mean(X, weights):
+    """Weighted column means of dense X in float64, without copying X."""
+    if X.dtype == np.float64:
+        return weights @ X
+    total = np.zeros(X.shape[1], dtype=np.float64)
+    for rows in _row_chunks(X):
+        total += weights[rows] @ X[rows].astype(np.float64)
+    return total
+
+
+def _dense_centred_mean_square(X, weights, mean):
+    """Weighted mean of ``(X - mean) ** 2`` per column, in row chunks."""
+    total = np.zeros(X.shape[1], dtype=np.float64)
+    for rows in _row_chunks(X):
+        block = X[rows] - mean
+        np.square(block, out=block)
+        total += weights[rows] @ block
+    return total
+
+
+def _row_chunks(X):
+    """Slices of rows holding about ``_CHUNK_ELEMENTS`` entries each."""
+    n_samples, n_features = X.shape
+    step = max(1, _CHUNK_ELEMENTS // max(n_features, 1))
+    return [slice(start, start + step) for start in range(0, n_samples, step)]
+
+
+def _constant_threshold(X, mean, dtype):
+    """Mean square below which a feature counts as constant up to rounding."""
+    eps = np.finfo(dtype).eps
+    return (10 * eps * np.abs(mean)) ** 2
+
+
+class ScaledDesign:
+    """The matrix ``Z = (X - center) * inv_scale`` as a linear operator.
+
+    Parameters
+    ----------
+    X : ndarray or sparse matrix of shape (n_samples, n_features)
+        The design in the user's units; kept by reference, never modified.
+
+    center, inv_scale : ndarray of shape (n_features,)
+        As returned by :func:`feature_statistics`.
+    """
+
+    def __init__(self, X, center, inv_scale):
+        self.X = X
+        self.center = center
+        self.inv_scale = inv_scale
+        self._centred = bool(np.any(center != 0))
+
+    @property
+    def shape(self):
+        return self.X.shape
+
+    def matvec(self, V):
+        """Return ``Z @ V`` for ``V`` of shape (n_features,) or (n_features, k)."""
+        U = V * _column(self.inv_scale, V)
+        out = self.X @ U
+        if self._centred:
+            out -= self.center @ U
+        return out
+
+    def rmatvec(self, R):
+        """Return ``Z.T @ R`` for ``R`` of shape (n_samples,) or (n_samples, k)."""
+        out = self.X.T @ R
+        if self._centred:
+            col_sums = R.sum(axis=0)
+            out -= np.multiply.outer(self.center, col_sums)
+        out *= _column(self.inv_scale, out)
+        return out
+
+    def to_user_units(self, V, intercept):
+        """Map internal coefficients to ``coef`` and ``intercept`` of ``X``."""
+        coef = V * _column(self.inv_scale, V)
+        intercept = intercept - self.center @ coef
+        return coef, intercept
+
+    def to_internal_units(self, coef, intercept):
+        """Inverse of :meth:`to_user_units` on the span of non-constant features."""
+        intercept = intercept + self.center @ coef
+        scale = np.zeros_like(self.inv_scale)
+        active = self.inv_scale > 0
+        scale[active] = 1.0 / self.inv_scale[active]
+        return coef * _column(scale, coef), intercept
+
+
+def _column(v, like):
+    """View a per-feature vector so it broadcasts against ``like``'s rows."""
+    return v if like.ndim == 1 else v[:, None]

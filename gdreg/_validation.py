@@ -1,0 +1,71 @@
+"""Checks of parameters and inputs.
+
+This module is the one place where gdreg imports scikit-learn's private
+helpers, so that a change in scikit-learn's internals touches one file.
+"""
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.utils._param_validation import (
+    Interval,
+    StrOptions,
+    validate_parameter_constraints,
+)
+from sklearn.utils.validation import _check_sample_weight
+
+__all__ = [
+    "Integral",
+    "Interval",
+    "Real",
+    "StrOptions",
+    "check_parameters",
+    "check_sample_weight",
+    "check_finite_result",
+]
+
+
+def check_parameters(estimator) -> None:
+    """Validate the estimator's parameters against its declared constraints."""
+    validate_parameter_constraints(
+        estimator._parameter_constraints,
+        estimator.get_params(deep=False),
+        caller_name=type(estimator).__name__,
+    )
+
+
+def check_sample_weight(sample_weight, X, dtype) -> np.ndarray:
+    """Return validated sample weights as a new array of ``dtype``.
+
+    Weights must be finite and non-negative, with a positive sum. The input is
+    never modified: a copy is returned whenever ``sample_weight`` is given.
+    """
+    if sample_weight is None:
+        return np.ones(X.shape[0], dtype=dtype)
+    sample_weight = _check_sample_weight(
+        sample_weight,
+        X,
+        dtype=dtype,
+        ensure_non_negative=True,
+        copy=True,
+    )
+    if not np.all(np.isfinite(sample_weight)):
+        raise ValueError(
+            "sample_weight contains NaN or infinity; every weight must be a "
+            "finite non-negative number."
+        )
+    if not sample_weight.sum() > 0:
+        raise ValueError(
+            "sample_weight sums to zero; at least one sample needs a positive weight."
+        )
+    return sample_weight
+
+
+def check_finite_result(name, coef, intercept, remedy) -> None:
+    """Raise ``FloatingPointError`` if a fitted result is not finite."""
+    if np.all(np.isfinite(coef)) and np.all(np.isfinite(intercept)):
+        return
+    raise FloatingPointError(
+        f"{name} produced non-finite coefficients; the fit was discarded and "
+        f"the estimator left as it was. {remedy}"
+    )
