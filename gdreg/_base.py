@@ -1,5 +1,7 @@
 """What the gradient-descent regressors share: parameters, data, predict."""
 
+from contextlib import contextmanager
+
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.extmath import safe_sparse_dot
@@ -64,6 +66,24 @@ class BaseGDRegressor(RegressorMixin, BaseEstimator):
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
     }
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "coef_")
+
+    @contextmanager
+    def _all_or_nothing(self):
+        """Restore the estimator's attributes if the block raises.
+
+        A failed fit then leaves the estimator unfitted, or as its previous
+        fit left it, never half-updated.
+        """
+        saved = dict(self.__dict__)
+        try:
+            yield
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
 
     def _validate_fit_data(self, X, y, sample_weight, reset):
         """Check ``X``, ``y`` and ``sample_weight``; ``y`` gets ``X``'s dtype."""

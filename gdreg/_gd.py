@@ -66,8 +66,9 @@ class GDLinearRegressor(BaseGDRegressor):
     tol : float, default=1e-6
         Stop when the norm of the gradient (for an L1 penalty: of the
         smallest subgradient) in the scaled coordinates has fallen to
-        ``tol`` times its value at the starting point. Zero gradient means
-        the minimum is reached, so this measures closeness to it. For
+        ``tol`` times the gradient norm at zero coefficients. Zero gradient
+        means the minimum is reached, so this measures closeness to it, not
+        a slowdown of progress. For
         float32 input the tolerance used is at least ``1e-4``, about what
         single precision can resolve.
 
@@ -207,6 +208,10 @@ class GDLinearRegressor(BaseGDRegressor):
         self : object
             The fitted estimator.
         """
+        with self._all_or_nothing():
+            return self._fit(X, y, sample_weight)
+
+    def _fit(self, X, y, sample_weight):
         self._check_parameters()
         method = self._method()
         X, y, sample_weight = self._validate_fit_data(

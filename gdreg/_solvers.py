@@ -4,7 +4,8 @@ Every solver sees the objective only through ``Quadratic.hvp`` (one product
 with ``Z`` and one with ``Z.T``) and the L1 strengths, so the same code runs
 on any design operator. All of them stop when the norm of the smallest
 subgradient, per target, has fallen below ``tol`` times its value at the
-starting point: a measure of closeness to the minimum, not of progress.
+zero coefficients (the gradient there is ``-c``): a measure of closeness to
+the minimum, not of progress, and the same whatever the starting point.
 """
 
 from dataclasses import dataclass, field
@@ -38,8 +39,9 @@ class DivergenceError(ArithmeticError):
 class _Monitor:
     """Track the stopping criterion, the loss curve and verbose output."""
 
-    def __init__(self, S0, tol, report):
-        self.reference = _column_norm(S0)
+    def __init__(self, c, S0, tol, report):
+        at_zero, at_start = _column_norm(c), _column_norm(S0)
+        self.reference = np.where(at_zero > 0, at_zero, at_start)
         self.tol = tol
         self.report = report
         self.loss_curve = []
@@ -122,7 +124,7 @@ def solve_cg(quad, V0, *, tol: float, max_iter: int, report=None) -> SolverResul
     """
     V = V0.copy()
     G = quad.gradient(_start(quad, V))
-    monitor = _Monitor(G, tol, report)
+    monitor = _Monitor(quad.c, G, tol, report)
     P = -G
     gg = np.sum(G * G, axis=0)
     while not monitor.done() and len(monitor.loss_curve) < max_iter:
@@ -208,7 +210,7 @@ def solve_proximal_gradient(
     HX = _start(quad, X_prev)
     f_start = quad.value(X_prev, HX) + l1_value(X_prev, l1)
     S0 = min_norm_subgradient(X_prev, quad.gradient(HX), l1)
-    monitor = _Monitor(S0, tol, report)
+    monitor = _Monitor(quad.c, S0, tol, report)
     Y, HY = X_prev, HX
     steps = np.full(np.shape(quad.yy), 1.0 if step is None else step, V0.dtype)
     t = np.ones(np.shape(quad.yy))
