@@ -1,7 +1,8 @@
 """Linear regression trained by gradient descent, as scikit-learn estimators."""
 
 from ._gd import GDLinearRegressor
+from ._sgd import SGDLinearRegressor
 
 __version__ = "0.1.0"
 
-__all__ = ["GDLinearRegressor", "__version__"]
+__all__ = ["GDLinearRegressor", "SGDLinearRegressor", "__version__"]

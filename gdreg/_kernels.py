@@ -1,9 +1,8 @@
 """Vectorised update kernels for stochastic gradient descent on squared loss.
 
-The kernels run one pass of textbook (mini-batch) SGD over rows of ``X`` in a
-given order and return the same iterates as a plain loop over the updates, up
-to rounding, while doing the work in blocks of consecutive updates with a few
-dense linear-algebra calls per block.
+One pass of textbook (mini-batch) SGD over the rows of ``X`` in a given order
+is computed in blocks of consecutive updates, with a few dense linear-algebra
+calls per block, and gives the iterates of a plain loop up to rounding.
 """
 
 from math import ceil, log
@@ -11,11 +10,11 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg import blas
+from scipy.linalg import blas, solve_triangular
 
-_CHUNK_BYTES = 1 << 20
+_CHUNK_BYTES = 1 << 21
 _LOG_TINY = log(1e-150)
-_SPARSE_DENSE_MAX_FEATURES = 1000
+_DENSE_BLOCKS_MAX_FEATURES = 1000
 
 
 class SGDPassResult(NamedTuple):
@@ -30,17 +29,17 @@ class SGDPassResult(NamedTuple):
         Intercept after the last update.
 
     sq_loss : float
-        Sum over the rows of the pass of ``s_i * r_i**2`` (summed over
+        Sum over the rows of the pass of ``s_i * r_i**2`` (and over the
         targets), each residual taken with the weights at the start of the
         row's mini-batch: the progressive training loss.
 
     coef_sum : ndarray or None
-        Sum over the updates of the coefficients after each update, or None
-        unless ``average=True``.
+        Sum over the updates of the pass of the coefficients after each
+        update; None unless ``average=True``.
 
     intercept_sum : float, ndarray or None
-        Sum over the updates of the intercept after each update, or None
-        unless ``average=True``.
+        Sum over the updates of the intercept after each update; None unless
+        ``average=True``.
     """
 
     coef: np.ndarray
@@ -68,24 +67,25 @@ def sgd_pass(
     average: bool = False,
     block_size: int | None = None,
 ) -> SGDPassResult:
-    """Run one pass of mini-batch SGD on squared loss, in blocks.
+    """Run one pass of mini-batch SGD on squared loss, in exact blocks.
 
     Parameters
     ----------
     X : {ndarray, sparse matrix} of shape (n_samples, n_features)
         Training data in the user's units: a dense float32 or float64 array
-        (C or F order) or a CSR matrix. It is neither modified nor copied;
+        in C or F order, or a CSR matrix. It is neither modified nor copied;
         rows are gathered a chunk at a time.
 
     y : ndarray of shape (n_samples,) or (n_samples, n_targets)
         Targets. Several targets share the rows and the steps.
 
     sample_weight : ndarray of shape (n_samples,) or None
-        Per-row step multipliers ``s_i`` (normalised by the caller, usually
+        Per-row step multipliers ``s_i`` (the caller normalises them, usually
         to mean one); None means all ones.
 
     order : ndarray of int
-        Row indices visited by this pass, in order; any index array.
+        Row indices visited by this pass, in order: a permutation or any
+        index array.
 
     coef : ndarray of shape (n_features,) or (n_features, n_targets)
         Coefficients at the start of the pass, in the internal space. Not
@@ -103,8 +103,8 @@ def sgd_pass(
         below one.
 
     l1 : ndarray of shape (n_features,) or None, default=None
-        Per-coordinate L1 strengths, applied by a proximal step at the end of
-        each block (see Notes).
+        Per-coordinate L1 strengths, applied by a proximal step after each
+        block (see Notes).
 
     center : ndarray of shape (n_features,) or None, default=None
         Offsets subtracted from the rows; None means zero.
@@ -113,7 +113,7 @@ def sgd_pass(
         Positive divisors applied after centring; None means one.
 
     fit_intercept : bool, default=True
-        Whether the intercept is updated. It enters the predictions either
+        Whether the intercept is updated; it enters the predictions either
         way.
 
     batch_size : int, default=1
@@ -123,20 +123,21 @@ def sgd_pass(
         Whether to return the sums of the iterates after every update.
 
     block_size : int or None, default=None
-        Rows per block (rounded to a multiple of ``batch_size``); None picks
-        it from the shape. Exposed so tests can place the L1 steps.
+        Rows per block, rounded down to a multiple of ``batch_size``; None
+        picks it from the shape. It only changes rounding, except with
+        ``l1`` where it sets where the thresholding happens.
 
     Returns
     -------
     result : SGDPassResult
-        The weights after the pass, the progressive squared loss and, with
-        ``average=True``, the sums of the iterates.
+        The weights after the pass (float64), the progressive squared loss
+        and, with ``average=True``, the sums of the iterates.
 
     Notes
     -----
     With ``z_i = (x_i - center) / scale`` and the weights ``(w, b)`` at the
     start of mini-batch ``k`` (rows ``R_k``, ``m_k`` of them, step
-    ``eta_k``), the update is
+    ``eta_k``), one update is
 
     .. math::
 
@@ -145,51 +146,50 @@ def sgd_pass(
             - \\frac{\\eta_k}{m_k} \\sum_{i \\in R_k} s_i r_i z_i, \\quad
         b \\leftarrow b - \\frac{\\eta_k}{m_k} \\sum_{i \\in R_k} s_i r_i.
 
-    A block of consecutive updates is computed at once. Write ``g_j =
-    eta s_j / m`` for row ``j``, ``c_t`` for the product of the decay factors
-    ``1 - eta lambda_2`` of the mini-batches before row ``t``'s, counted from
-    a reference point, and ``c'_j`` for the same product including row
-    ``j``'s own mini-batch. Unrolling the updates gives the residuals of the
-    block as the solution of a unit lower-triangular system
+    Write ``g_j = eta s_j / m`` for row ``j`` and let ``c_t`` (``c'_t``) be
+    the product of the factors ``1 - eta lambda_2`` of the mini-batches
+    before (up to and including) row ``t``'s, counted from the start of a
+    chunk of rows, so that ``w = c \\hat w`` with ``\\hat w`` fixed by the
+    decay. Unrolling the updates of a block of rows gives its residuals as
+    the solution of a unit lower-triangular system
 
     .. math::
 
         r_t + \\sum_{j \\prec t} \\left(\\frac{c_t}{c'_j} z_t^T z_j
             + k\\right) g_j r_j = c_t z_t^T \\hat w + b - y_t,
 
-    where ``j < t`` runs over rows of earlier mini-batches only, ``k`` is one
-    when the intercept is fitted, and ``w = c \\hat w``. Afterwards
-    ``\\hat w \\leftarrow \\hat w - \\sum_j (g_j / c'_j) r_j z_j`` and ``b
-    \\leftarrow b - k \\sum_j g_j r_j``. The matrix is the product of the
-    block's rows scaled by ``c_t`` and by ``g_j / c'_j``, formed for many
-    blocks in one batched product; forward substitution does the same
-    dependent arithmetic as the loop, so the iterates agree to rounding.
+    where ``j \\prec t`` runs over the rows of earlier mini-batches of the
+    block only and ``k`` is one when the intercept is fitted. Then
+    ``\\hat w \\leftarrow \\hat w - \\sum_j (g_j / c'_j) r_j z_j`` and
+    ``b \\leftarrow b - k \\sum_j g_j r_j``. The matrix is the product of the
+    block's rows scaled by ``c_t`` with its rows scaled by ``g_j / c'_j``
+    (an appended column carries ``k``), formed for many blocks in one
+    batched product; forward substitution performs the dependent arithmetic
+    of the loop, so the iterates agree to rounding.
 
-    The iterate after update ``a`` of a block is ``c'_a (\\hat w_0 -
-    \\sum_{a(j) \\le a} (g_j / c'_j) r_j z_j)``, so the sum over the block's
-    updates is ``(\\sum_a c'_a) \\hat w_0 - \\sum_j q_j (g_j / c'_j) r_j z_j``
-    with ``q_j = \\sum_{a \\ge a(j)} c'_a``; for the intercept the weights are
-    the number of updates from row ``j``'s on. Both take one product per
-    chunk of rows.
+    The iterate after update ``a`` is ``c'_a (\\hat w_0 - \\sum_{a(j) \\le a}
+    (g_j / c'_j) r_j z_j)``, so the sum of the iterates over a chunk is
+    ``(\\sum_a c'_a) \\hat w_0 - \\sum_j q_j (g_j / c'_j) r_j z_j`` with
+    ``q_j = \\sum_{a \\ge a(j)} c'_a``; for the intercept ``q_j`` counts the
+    updates from row ``j``'s on. One product per chunk gives both.
 
     L1 is not linear, so exactness cannot hold: with ``l1`` the coefficients
     are soft-thresholded by ``(sum of the block's steps) * l1`` after each
-    block. The iterates are those of a blocked proximal variant, not of
-    per-sample proximal SGD; inside a block the averaging sums use the
-    iterates before thresholding except for the block's last one.
+    block, and the iterates (and their sums) are those of this blocked
+    proximal variant, not of per-sample proximal SGD.
 
-    Momentum does not fit the triangular form as written (each update then
-    depends on two earlier iterates); a caller that needs it must run
-    ``batch_size``-row updates one at a time.
+    Momentum makes each update depend on two earlier iterates, which this
+    triangular form does not cover; a caller that needs momentum has to run
+    the updates one mini-batch at a time.
     """
     data = _prepare(
-        X, y, sample_weight, order, coef, intercept, steps,
-        l2, l1, center, scale, fit_intercept, batch_size, block_size,
+        X, y, sample_weight, order, steps, l2, l1, center, scale,
+        fit_intercept, batch_size, block_size,
     )  # fmt: skip
     state = _PassState(data, coef, intercept, average)
     for start, stop, n_blocks, block in _chunks(data):
         _run_chunk(data, state, start, stop, n_blocks, block)
-    return state.result(data, y, coef, intercept)
+    return state.result(data, y)
 
 
 def max_row_norm_sq(
@@ -217,9 +217,9 @@ def max_row_norm_sq(
     Returns
     -------
     value : float
-        ``max_i s_i * |(x_i - center) / scale|**2`` (0.0 for no rows). A
-        per-row step ``eta`` is stable when ``eta * s_i * (|z_i|**2 + k) <
-        2`` with ``k`` one when the intercept is fitted.
+        ``max_i s_i * |(x_i - center) / scale|**2``, 0.0 without rows. A
+        per-row step ``eta`` cannot diverge when ``eta * s_i * (|z_i|**2 +
+        k) < 2`` for every row, ``k`` being one when the intercept is fitted.
     """
     n, d = X.shape
     center = np.zeros(d) if center is None else np.asarray(center, np.float64)
@@ -247,125 +247,135 @@ def _dense_row_norms_sq(X, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
 def _sparse_row_norms_sq(X, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """Squared norms of centred, scaled CSR rows without densifying.
 
-    Each stored entry contributes ``((x - c) / s)**2 - (c / s)**2`` and every
-    row gets ``|c / s|**2``; no large terms cancel.
+    A stored entry adds ``((x - c) / s)**2 - (c / s)**2`` to the norm of a
+    row whose entries are all at ``c`` (which is ``|c / s|**2``), so no large
+    terms cancel.
     """
+    X = X.copy()
     X.sum_duplicates()
     cols = X.indices
-    stored = ((X.data - center[cols]) / scale[cols]) ** 2 - (center / scale)[cols] ** 2
+    ratio = center / scale
+    stored = ((X.data - center[cols]) / scale[cols]) ** 2 - ratio[cols] ** 2
     rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
-    base = float(np.sum((center / scale) ** 2))
-    norms = np.bincount(rows, weights=stored, minlength=X.shape[0]) + base
-    return np.maximum(norms, 0.0)
+    norms = np.bincount(rows, weights=stored, minlength=X.shape[0])
+    return np.maximum(norms + float(ratio @ ratio), 0.0)
 
 
 class _PassData(NamedTuple):
-    """Inputs of a pass in the forms the chunk solver uses."""
+    """Inputs of a pass in the forms the chunk solvers use."""
 
     X: object
     Y: np.ndarray
     order: np.ndarray
-    g: np.ndarray
-    decay: np.ndarray
+    row_weight: np.ndarray
+    gain: np.ndarray
     steps: np.ndarray
-    center: np.ndarray
-    scale: np.ndarray
+    decay: np.ndarray
+    center: np.ndarray | None
+    scale: np.ndarray | None
     l1: np.ndarray | None
-    sparse_blocks: bool
+    dense_blocks: bool
     fit_intercept: bool
     batch_size: int
     block: int
 
 
 def _prepare(
-    X, y, sample_weight, order, coef, intercept, steps,
-    l2, l1, center, scale, fit_intercept, batch_size, block_size,
+    X, y, sample_weight, order, steps, l2, l1, center, scale,
+    fit_intercept, batch_size, block_size,
 ) -> _PassData:  # fmt: skip
-    """Check shapes and precompute per-row step factors for a pass."""
+    """Check the shapes and precompute the per-row step factors of a pass."""
     n, d = X.shape
-    order = np.asarray(order, dtype=np.intp)
+    order = np.asarray(order, dtype=np.intp).ravel()
+    if order.size and (order.min() < 0 or order.max() >= n):
+        raise ValueError(f"order must hold row indices in [0, {n}).")
     steps = np.asarray(steps, dtype=np.float64).ravel()
     m = int(batch_size)
-    n_updates = ceil(len(order) / m)
     if m < 1:
         raise ValueError(f"batch_size must be a positive integer; got {m}.")
-    if steps.shape[0] != n_updates:
+    n_updates = ceil(order.size / m)
+    if steps.size != n_updates:
         raise ValueError(
-            f"steps must hold one value per mini-batch ({n_updates}); "
-            f"got {steps.shape[0]}."
+            f"steps must hold one value per mini-batch ({n_updates}); got {steps.size}."
         )
+    if np.any(steps <= 0.0):
+        raise ValueError("steps must be positive.")
     decay = 1.0 - steps * float(l2)
-    if l2 and np.any(decay <= 0.0):
-        raise ValueError("every steps[k] * l2 must be below 1.")
+    if np.any(decay <= 0.0):
+        raise ValueError(f"every steps[k] * l2 must be below 1; got l2={l2}.")
 
     Y = np.asarray(y).reshape(n, -1)
-    s = np.ones(len(order)) if sample_weight is None else sample_weight[order]
-    batch = np.arange(len(order)) // m
+    weight = np.ones(order.size) if sample_weight is None else sample_weight[order]
+    weight = np.asarray(weight, dtype=np.float64)
     sizes = np.full(n_updates, float(m))
-    if n_updates:
-        sizes[-1] = len(order) - (n_updates - 1) * m
-    g = (steps / sizes)[batch] * s
+    sizes[-1:] = order.size - (n_updates - 1) * m
+    gain = (steps / sizes)[np.arange(order.size) // m] * weight
 
     sparse = sp.issparse(X)
-    sparse_blocks = sparse and d > _SPARSE_DENSE_MAX_FEATURES
-    block = _block_length(d, m, sparse_blocks) if block_size is None else block_size
-    block = max(m, block // m * m)
-    block = _limit_block(block, m, decay)
+    dense_blocks = not sparse or d <= _DENSE_BLOCKS_MAX_FEATURES
+    block = _block_length(d, m) if block_size is None else int(block_size)
+    block = _limit_block(max(m, block // m * m), m, decay)
     return _PassData(
         X=sp.csr_matrix(X) if sparse else X,
         Y=Y,
         order=order,
-        g=g,
-        decay=decay,
+        row_weight=weight,
+        gain=gain,
         steps=steps,
-        center=np.zeros(d) if center is None else np.asarray(center, np.float64),
-        scale=np.ones(d) if scale is None else np.asarray(scale, np.float64),
-        l1=None if l1 is None else np.asarray(l1, np.float64),
-        sparse_blocks=sparse_blocks,
+        decay=decay,
+        center=_optional(center, 0.0),
+        scale=_optional(scale, 1.0),
+        l1=None if l1 is None else np.asarray(l1, dtype=np.float64),
+        dense_blocks=dense_blocks,
         fit_intercept=bool(fit_intercept),
         batch_size=m,
         block=block,
     )
 
 
-def _block_length(n_features: int, batch_size: int, sparse: bool) -> int:
-    """Rows per block, from timings of the dense kernel on two cores."""
-    if sparse:
-        return max(batch_size, 64 // batch_size * batch_size)
+def _optional(values, neutral: float) -> np.ndarray | None:
+    """Return values as float64, or None when all equal the neutral value."""
+    if values is None:
+        return None
+    values = np.asarray(values, dtype=np.float64)
+    return None if np.all(values == neutral) else values
+
+
+def _block_length(n_features: int, batch_size: int) -> int:
+    """Rows per block, chosen from timings of one pass on two cores."""
     if batch_size == 1:
         return 48 if n_features <= 20 else 64
     if batch_size >= 16:
         return batch_size
-    return max(batch_size, 64 // batch_size * batch_size)
+    return 64 // batch_size * batch_size
 
 
 def _limit_block(block: int, m: int, decay: np.ndarray) -> int:
     """Shrink a block so that its product of decay factors stays representable."""
     if decay.size == 0 or decay.min() >= 1.0:
         return block
-    per_update = -log(float(decay.min()))
-    max_updates = max(1, int(-_LOG_TINY / per_update))
+    max_updates = max(1, int(_LOG_TINY / log(float(decay.min()))))
     return min(block, max_updates * m)
 
 
 def _chunks(data: _PassData):
-    """Yield (start, stop, n_blocks, block) row ranges of equal blocks.
+    """Yield ``(start, stop, n_blocks, block)`` ranges of equal blocks of rows.
 
-    A chunk holds as many blocks as fit in about a megabyte of gathered rows,
-    fewer if the product of decay factors over the chunk would underflow; the
-    rows left after the last full block form a chunk of their own.
+    A chunk holds as many blocks as fit in about half a megabyte of gathered
+    rows, fewer if the product of decay factors over it would underflow; the
+    rows after the last full block form a chunk of their own.
     """
-    n_rows = len(data.order)
+    n_rows = data.order.size
     m, block = data.batch_size, data.block
-    d, k = data.X.shape[1], data.Y.shape[1]
-    per_chunk = max(1, _CHUNK_BYTES // (8 * block * (2 * d + 2 + k + block)))
+    width = 2 * data.X.shape[1] + 2 + data.Y.shape[1] + block
+    per_chunk = max(1, _CHUNK_BYTES // (8 * block * width))
     log_decay = np.concatenate([[0.0], np.cumsum(np.log(data.decay))])
     start = 0
     while n_rows - start >= block:
         n_blocks = min(per_chunk, (n_rows - start) // block)
         first = start // m
-        lasts = first + np.arange(1, n_blocks + 1) * (block // m)
-        fits = log_decay[lasts] - log_decay[first] >= _LOG_TINY
+        ends = first + np.arange(1, n_blocks + 1) * (block // m)
+        fits = log_decay[ends] - log_decay[first] >= _LOG_TINY
         n_blocks = max(1, int(np.count_nonzero(fits)))
         yield start, start + n_blocks * block, n_blocks, block
         start += n_blocks * block
@@ -374,79 +384,345 @@ def _chunks(data: _PassData):
 
 
 class _PassState:
-    """Weights carried from chunk to chunk, with the running sums."""
+    """Weights carried from chunk to chunk, and the running sums.
+
+    ``w`` stacks the coefficients, the intercept and an identity block, so
+    that ``[z, 1, -y] @ w`` is the residual of a row.
+    """
 
     def __init__(self, data: _PassData, coef, intercept, average: bool):
         d, k = data.X.shape[1], data.Y.shape[1]
         self.w = np.zeros((d + 1 + k, k))
-        self.w[:d] = np.asarray(coef, np.float64).reshape(d, k)
-        self.w[d] = np.asarray(intercept, np.float64).reshape(k)
+        self.w[:d] = np.asarray(coef, dtype=np.float64).reshape(d, k)
+        self.w[d] = np.asarray(intercept, dtype=np.float64).reshape(k)
         self.w[d + 1 :] = np.eye(k)
         self.sq_loss = 0.0
         self.sums = np.zeros((d + 1, k)) if average else None
 
-    def result(self, data: _PassData, y, coef, intercept) -> SGDPassResult:
+    def result(self, data: _PassData, y) -> SGDPassResult:
         """Package the weights in the shapes the caller passed."""
         d = data.X.shape[1]
-        vector = np.ndim(y) == 1
-        coef_out = self.w[:d, 0].copy() if vector else self.w[:d].copy()
-        b = self.w[d, 0] if vector else self.w[d].copy()
-        if np.ndim(intercept) == 0 and vector:
-            b = float(b)
+        coef, b = _split(self.w[: d + 1], np.ndim(y) == 1)
         sums = (None, None)
         if self.sums is not None:
-            c_sum = self.sums[:d, 0].copy() if vector else self.sums[:d].copy()
-            b_sum = float(self.sums[d, 0]) if vector else self.sums[d].copy()
-            sums = (c_sum, b_sum)
-        return SGDPassResult(coef_out, b, float(self.sq_loss), *sums)
+            sums = _split(self.sums, np.ndim(y) == 1)
+        return SGDPassResult(coef, b, float(self.sq_loss), *sums)
+
+
+def _split(stacked: np.ndarray, vector: bool):
+    """Split stacked ``[coef; intercept]`` into copies shaped for the caller."""
+    if vector:
+        return stacked[:-1, 0].copy(), float(stacked[-1, 0])
+    return stacked[:-1].copy(), stacked[-1].copy()
+
+
+class _ChunkPlan(NamedTuple):
+    """Per-row and per-block factors of one chunk of rows."""
+
+    before: np.ndarray | None
+    after: np.ndarray | None
+    gain: np.ndarray
+    intercept_gain: np.ndarray
+    threshold: np.ndarray | None
+    tail_weight: np.ndarray
+    tail_count: np.ndarray
+    total_weight: float
+    total_count: int
+    end_decay: float
+
+
+def _chunk_plan(data: _PassData, start: int, stop: int, n_blocks: int) -> _ChunkPlan:
+    """Decay products, row gains and averaging weights for rows start:stop."""
+    m = data.batch_size
+    first, last = start // m, ceil(stop / m)
+    after = np.cumprod(data.decay[first:last])
+    before = np.concatenate([[1.0], after[:-1]])
+    batch = np.arange(start, stop) // m - first
+    gain = data.gain[start:stop]
+    per_block = (last - first) // n_blocks
+    threshold = None
+    if data.l1 is not None:
+        block_steps = data.steps[first:last].reshape(n_blocks, per_block).sum(axis=1)
+        block_decay = after[per_block - 1 :: per_block]
+        threshold = (block_steps / block_decay)[:, None] * data.l1
+    tail = np.cumsum(after[::-1])[::-1]
+    decaying = after[-1] != 1.0
+    return _ChunkPlan(
+        before=before[batch] if decaying else None,
+        after=after[batch] if decaying else None,
+        gain=gain / after[batch] if decaying else gain,
+        intercept_gain=gain if data.fit_intercept else np.zeros_like(gain),
+        threshold=threshold,
+        tail_weight=tail[batch],
+        tail_count=(last - first - batch).astype(np.float64),
+        total_weight=float(tail[0]),
+        total_count=last - first,
+        end_decay=float(after[-1]),
+    )
 
 
 def _run_chunk(
     data: _PassData, state: _PassState, start: int, stop: int, n_blocks: int, block: int
 ) -> None:
-    """Apply the updates of rows start:stop (whole blocks) to the state."""
-    plan = _chunk_plan(data, start, stop, n_blocks, block)
+    """Apply the updates of rows start:stop, whole blocks, to the state."""
+    plan = _chunk_plan(data, start, stop, n_blocks)
     idx = data.order[start:stop]
-    if data.sparse_blocks:
-        from gdreg._kernels_sparse import run_sparse_chunk  # noqa: F401
-
-    Zl, Zr = _chunk_rows(data, idx, plan)
-    coupled = plan.n_batches_per_block > 1
-    P = _block_products(Zl, Zr, n_blocks, block, data.batch_size) if coupled else None
-    R = _solve_blocks(state.w, Zl, Zr, P, n_blocks, block, plan, data, state)
-
-    s = np.ones(len(idx)) if data.g is None else None
-    del s
-    weights = plan.row_weight
-    state.sq_loss += float(np.einsum("i,ij,ij->", weights, R, R))
-    if state.sums is not None:
-        _add_block_sums(state, Zr, R, plan, n_blocks, block)
     d = data.X.shape[1]
-    state.w[:d] *= plan.chunk_decay
+    w_start = state.w[: d + 1].copy()
+
+    if data.dense_blocks:
+        Q, R, shift, rows_sum = _solve_dense(data, state.w, idx, plan, n_blocks, block)
+    else:
+        Q, R, shift, rows_sum = _solve_sparse(data, state.w, idx, plan, n_blocks, block)
+
+    weight = data.row_weight[start:stop]
+    state.sq_loss += float(np.einsum("i,ij,ij->", weight, R, R))
+    if state.sums is not None:
+        _add_sums(state.sums, w_start, rows_sum, Q, R, shift, plan)
+    state.w[:d] *= plan.end_decay
 
 
-class _ChunkPlan(NamedTuple):
-    """Per-row and per-block factors of one chunk."""
+def _solve_dense(data: _PassData, w, idx, plan: _ChunkPlan, n_blocks, block):
+    """Run the blocks of a chunk of rows gathered into a dense array.
 
-    row_decay: np.ndarray
-    row_gain: np.ndarray
-    row_weight: np.ndarray
-    block_decay: np.ndarray
-    threshold: np.ndarray | None
-    n_batches_per_block: int
-    chunk_decay: float
-    avg_rows: np.ndarray | None
-    avg_rows_b: np.ndarray | None
-    avg_blocks: np.ndarray | None
-    avg_blocks_b: np.ndarray | None
+    In terms of ``q_j = (g_j / c'_j) r_j``, row ``t`` of the system divided by
+    ``c_t`` reads ``(c'_t / (g_t c_t)) q_t + sum_{j < t} (z_t . z_j + k c'_j /
+    c_t) q_j = z_t . \\hat w + (b - y_t) / c_t``, so the Gram of the rows
+    ``[z, 1 / c, -y / c]`` gives both the matrix and the right-hand sides,
+    and the update is ``\\hat w -= sum_j q_j z_j``, ``b -= k sum_j c'_j q_j``.
+
+    Returns ``q`` and ``r`` of shape (rows, n_targets), the L1 shifts weighted
+    for the averaging sums, and a function computing ``Z^T c``.
+    """
+    d, k = data.X.shape[1], data.Y.shape[1]
+    Z = _dense_rows(data, idx, plan)
+    Z3 = Z.reshape(n_blocks, block, -1)
+    P = _block_systems(Z3, plan, data)
+    if P is None:
+        before = 1.0 if plan.before is None else plan.before
+        direct = (plan.gain * before).reshape(n_blocks, block, 1)
+    else:
+        direct = None
+    loop = _loop_one_target if k == 1 else _loop_targets
+    Q, shift = loop(w, Z3, P, direct, plan, data)
+
+    ratio = np.divide(1.0, plan.gain, out=np.zeros_like(plan.gain), where=plan.gain > 0)
+    R = Q * ratio[:, None]
+    return Q, R, shift, Z[:, :d].T.dot
 
 
-def _chunk_plan(data: _PassData, start, stop, n_blocks, block) -> _ChunkPlan:
-    """Decay products, row gains and averaging weights for rows start:stop."""
-    m = data.batch_size
-    first, last = start // m, ceil(stop / m)
-    f = data.decay[first:last]
-    after = np.cumprod(f)
-    before = np.concatenate([[1.0], after[:-1]])
-    batch = np.arange(start, stop) // m - first
-    ...
+def _dense_rows(data: _PassData, idx: np.ndarray, plan: _ChunkPlan) -> np.ndarray:
+    """Gather rows into ``[z, 1 / c, -y / c]``, float64 and C-ordered."""
+    d, k = data.X.shape[1], data.Y.shape[1]
+    Z = np.empty((idx.size, d + 1 + k))
+    if sp.issparse(data.X):
+        rows = data.X[idx].toarray()
+    else:
+        rows = np.empty((idx.size, d), dtype=data.X.dtype)
+        np.take(data.X, idx, axis=0, out=rows, mode="clip")
+    if data.center is not None:
+        np.subtract(rows, data.center, out=Z[:, :d])
+    else:
+        Z[:, :d] = rows
+    if data.scale is not None:
+        np.divide(Z[:, :d], data.scale, out=Z[:, :d])
+    if plan.before is None:
+        Z[:, d] = 1.0
+        np.negative(data.Y[idx], out=Z[:, d + 1 :])
+    else:
+        np.divide(1.0, plan.before, out=Z[:, d])
+        np.multiply(data.Y[idx], -Z[:, d, None], out=Z[:, d + 1 :])
+    return Z
+
+
+def _block_systems(Z3, plan: _ChunkPlan, data: _PassData) -> np.ndarray | None:
+    """Return the blocks' triangular matrices, ``P[b].T`` lower-triangular.
+
+    ``P[b][j, t]`` couples row ``t`` to an earlier row ``j``; entries within a
+    mini-batch are zero and the diagonal holds ``c'_t / (g_t c_t)``. None
+    when a block holds a single mini-batch.
+    """
+    n_blocks, block, _ = Z3.shape
+    m, d = data.batch_size, data.X.shape[1]
+    if block <= m:
+        return None
+    joint = d + 1 if data.fit_intercept and plan.before is None else d
+    part = Z3[:, :, :joint]
+    P = np.matmul(part, part.transpose(0, 2, 1))
+    if joint == d and data.fit_intercept:
+        P += plan.after.reshape(n_blocks, block, 1) * Z3[:, None, :, d]
+    if m > 1:
+        batch = np.arange(block) // m
+        P *= batch[:, None] < batch[None, :]
+
+    diagonal = P.reshape(n_blocks, -1)[:, :: block + 1]
+    with np.errstate(divide="ignore"):
+        if plan.before is None:
+            np.divide(1.0, plan.gain.reshape(n_blocks, block), out=diagonal)
+        else:
+            scaled = plan.gain * plan.before
+            np.divide(1.0, scaled.reshape(n_blocks, block), out=diagonal)
+    return P
+
+
+def _loop_one_target(w, Z3, P, direct, plan: _ChunkPlan, data: _PassData):
+    """Block loop for one target: a product, a triangular solve, a product."""
+    n_blocks, block, _ = Z3.shape
+    d = data.X.shape[1]
+    w = w[:, 0]
+    joint = d + 1 if data.fit_intercept and plan.before is None else d
+    head = w[:joint]
+    separate = data.fit_intercept and joint == d
+    after = None if plan.after is None else plan.after.reshape(n_blocks, block)
+    Q = np.empty((n_blocks, block))
+    shift = np.zeros((d, 1))
+    trsv = blas.dtrsv
+    for b in range(n_blocks):
+        q = Q[b]
+        np.dot(Z3[b], w, out=q)
+        if direct is None:
+            trsv(P[b].T, q, lower=1, overwrite_x=1)
+        else:
+            q *= direct[b, :, 0]
+        head -= np.dot(q, Z3[b, :, :joint])
+        if separate:
+            w[d] -= np.dot(after[b], q)
+        if plan.threshold is not None:
+            shift[:, 0] += _soft_threshold(w[:d], plan.threshold[b], plan, b)
+    return Q.reshape(-1, 1), shift
+
+
+def _loop_targets(w, Z3, P, direct, plan: _ChunkPlan, data: _PassData):
+    """Block loop for several targets, with a multi-column triangular solve."""
+    n_blocks, block, _ = Z3.shape
+    d, k = data.X.shape[1], w.shape[1]
+    joint = d + 1 if data.fit_intercept and plan.before is None else d
+    head = w[:joint]
+    separate = data.fit_intercept and joint == d
+    after = None if plan.after is None else plan.after.reshape(n_blocks, block)
+    Q = np.empty((n_blocks, k, block))
+    shift = np.zeros((d, k))
+    trsm = blas.dtrsm
+    for b in range(n_blocks):
+        q = Q[b]
+        np.dot(w.T, Z3[b].T, out=q)
+        if direct is None:
+            trsm(1.0, P[b].T, q.T, lower=1, overwrite_b=1)
+        else:
+            q *= direct[b, :, 0]
+        head -= np.dot(Z3[b, :, :joint].T, q.T)
+        if separate:
+            w[d] -= np.dot(q, after[b])
+        if plan.threshold is not None:
+            shift += _soft_threshold(w[:d], plan.threshold[b][:, None], plan, b)
+    return Q.transpose(0, 2, 1).reshape(-1, k), shift
+
+
+def _soft_threshold(coef, threshold, plan: _ChunkPlan, b: int) -> np.ndarray:
+    """Soft-threshold coef in place; return the change times its sum weight."""
+    cut = np.clip(coef, -threshold, threshold)
+    coef -= cut
+    block_rows = plan.gain.size // plan.threshold.shape[0]
+    return -plan.tail_weight[(b + 1) * block_rows - 1] * cut
+
+
+def _add_sums(sums, w_start, rows_sum, Q, R, shift, plan: _ChunkPlan) -> None:
+    """Add the chunk's sums of iterates, in true units, to ``sums``.
+
+    ``rows_sum(c)`` returns ``sum_j z_j c_j`` over the rows of the chunk.
+    """
+    d = sums.shape[0] - 1
+    weighted = rows_sum(plan.tail_weight[:, None] * Q)
+    sums[:d] += plan.total_weight * w_start[:d] - weighted + shift
+    counted = np.dot(plan.intercept_gain * plan.tail_count, R)
+    sums[d] += plan.total_count * w_start[d] - counted
+
+
+def _solve_sparse(data: _PassData, w, idx, plan: _ChunkPlan, n_blocks, block):
+    """Run the blocks of a chunk of sparse rows without densifying them.
+
+    The centred, scaled rows are ``z = S - a`` with ``S`` the rows divided by
+    ``scale`` and ``a = center / scale``. The coefficients are kept as ``v +
+    gamma * a`` together with ``a . v``, so each block costs work in its
+    stored entries plus O(n_features) only with L1.
+    """
+    d, k = data.X.shape[1], data.Y.shape[1]
+    S, a = _scaled_rows(data, idx)
+    u = S @ a
+    aa = float(a @ a)
+    M = _sparse_block_systems(S, u, aa, plan, n_blocks, block, data)
+    rows = np.repeat(np.arange(idx.size), np.diff(S.indptr))
+    Y = data.Y[idx]
+
+    v = w[:d].copy()
+    gamma = np.zeros(k)
+    av = a @ v
+    R = np.empty((idx.size, k))
+    shift = np.zeros((d, k))
+    for b in range(n_blocks):
+        sl = slice(b * block, (b + 1) * block)
+        lo, hi = S.indptr[sl.start], S.indptr[sl.stop]
+        cols, vals, rid = S.indices[lo:hi], S.data[lo:hi], rows[lo:hi] - sl.start
+        sv = np.zeros((block, k))
+        np.add.at(sv, rid, vals[:, None] * v[cols])
+        zw = sv + u[sl, None] * gamma - av - gamma * aa
+        if plan.before is not None:
+            zw *= plan.before[sl, None]
+        rhs = zw + w[d] - Y[sl]
+        r = solve_triangular(M[b], rhs, lower=True, unit_diagonal=True)
+        R[sl] = r
+
+        h = plan.gain[sl, None] * r
+        np.add.at(v, cols, -vals[:, None] * h[rid])
+        gamma += h.sum(axis=0)
+        av -= u[sl] @ h
+        w[d] -= plan.intercept_gain[sl] @ r
+        if plan.threshold is not None:
+            coef = v + np.outer(a, gamma)
+            shift += _soft_threshold(coef, plan.threshold[b][:, None], plan, b)
+            v, gamma, av = coef, np.zeros(k), a @ coef
+
+    w[:d] = v + np.outer(a, gamma)
+
+    def rows_sum(c):
+        return S.T @ c - np.outer(a, c.sum(axis=0))
+
+    return plan.gain[:, None] * R, R, shift, rows_sum
+
+
+def _scaled_rows(data: _PassData, idx: np.ndarray):
+    """Return the CSR rows ``X[idx] / scale`` and ``center / scale``."""
+    S = data.X[idx]
+    d = S.shape[1]
+    if data.scale is not None:
+        S.data = S.data / data.scale[S.indices]
+    a = np.zeros(d) if data.center is None else data.center.copy()
+    if data.scale is not None:
+        a /= data.scale
+    return S, a
+
+
+def _sparse_block_systems(S, u, aa: float, plan, n_blocks, block, data) -> np.ndarray:
+    """Unit lower-triangular systems of the blocks of a chunk of sparse rows.
+
+    The Grams of the blocks come from one sparse product in which the
+    columns of each block are shifted apart, so only blocks' own pairs of
+    rows meet; centring adds rank-one terms.
+    """
+    n_rows, d = S.shape
+    rows = np.repeat(np.arange(n_rows), np.diff(S.indptr))
+    shifted = S.indices.astype(np.int64) + (rows // block) * d
+    T = sp.csr_matrix((S.data, shifted, S.indptr), shape=(n_rows, n_blocks * d))
+    prod = (T @ T.T).tocoo()
+    G = np.zeros((n_blocks, block, block))
+    G[prod.row // block, prod.row % block, prod.col % block] = prod.data
+    u3 = u.reshape(n_blocks, block)
+    G += aa - u3[:, :, None] - u3[:, None, :]
+
+    before = np.ones(n_rows) if plan.before is None else plan.before
+    M = before.reshape(n_blocks, block, 1) * G * plan.gain.reshape(n_blocks, 1, block)
+    M += plan.intercept_gain.reshape(n_blocks, 1, block)
+    batch = np.arange(block) // data.batch_size
+    M *= batch[:, None] > batch[None, :]
+    M += np.eye(block)
+    return M

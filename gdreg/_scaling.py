@@ -44,20 +44,34 @@ def feature_statistics(X, sample_weight, *, fit_intercept, l2):
         (after centring) and unpenalised get 0, which removes them from the
         problem and gives them a zero coefficient.
     """
-    dtype = X.dtype
+    mean, var = weighted_moments(X, sample_weight)
+    return internal_coordinates(
+        mean, var, fit_intercept=fit_intercept, l2=l2, dtype=X.dtype
+    )
+
+
+def weighted_moments(X, sample_weight):
+    """Weighted column means and variances of ``X`` in float64, no copy of X."""
     weights = sample_weight / sample_weight.sum(dtype=np.float64)
     if sp.issparse(X):
         mean, var = mean_variance_axis(X, axis=0, weights=weights)
-    else:
-        mean = _dense_mean(X, weights)
-        var = _dense_centred_mean_square(X, weights, mean)
+        return mean.astype(np.float64), var.astype(np.float64)
+    mean = _dense_mean(X, weights)
+    return mean, _dense_centred_mean_square(X, weights, mean)
+
+
+def internal_coordinates(mean, var, *, fit_intercept, l2, dtype):
+    """Centre and inverse scale from feature means and variances.
+
+    See :func:`feature_statistics` for their meaning.
+    """
     if fit_intercept:
         center = mean
         mean_square = var
     else:
         center = np.zeros_like(mean)
         mean_square = var + mean**2
-    constant = mean_square <= _constant_threshold(X, mean, dtype)
+    constant = mean_square <= _constant_threshold(mean, dtype)
     diag = np.where(constant, 0.0, mean_square) + l2
     with np.errstate(divide="ignore"):
         inv_scale = np.where(diag > 0, 1.0 / np.sqrt(diag), 0.0)
@@ -91,7 +105,7 @@ def _row_chunks(X):
     return [slice(start, start + step) for start in range(0, n_samples, step)]
 
 
-def _constant_threshold(X, mean, dtype):
+def _constant_threshold(mean, dtype):
     """Mean square below which a feature counts as constant up to rounding."""
     eps = np.finfo(dtype).eps
     return (10 * eps * np.abs(mean)) ** 2
@@ -154,3 +168,41 @@ class ScaledDesign:
 def _column(v, like):
     """View a per-feature vector so it broadcasts against ``like``'s rows."""
     return v if like.ndim == 1 else v[:, None]
+
+
+def merge_moments(first, second):
+    """Combine ``(weight_sum, mean, var)`` of two sets of rows into one."""
+    w1, m1, v1 = first
+    w2, m2, v2 = second
+    total = w1 + w2
+    share = w2 / total
+    delta = m2 - m1
+    mean = m1 + share * delta
+    var = (1 - share) * v1 + share * v2 + share * (1 - share) * delta**2
+    return total, mean, var
+
+
+def row_norms_sq(X, center, inv_scale):
+    """Squared norms of the rows of ``Z = (X - center) * inv_scale``.
+
+    Dense ``X`` is read a chunk of rows at a time; for sparse ``X`` a stored
+    entry adds ``((x - c) a)^2 - (c a)^2`` to ``|c a|^2``, the norm of a row
+    with no stored entry, so neither is ``X`` copied nor ``Z`` formed.
+    """
+    n_samples = X.shape[0]
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)
+        if not X.has_canonical_format:
+            X = X.copy()
+            X.sum_duplicates()
+        shift = center * inv_scale
+        cols = X.indices
+        stored = ((X.data - center[cols]) * inv_scale[cols]) ** 2 - shift[cols] ** 2
+        rows = np.repeat(np.arange(n_samples), np.diff(X.indptr))
+        norms = np.bincount(rows, weights=stored, minlength=n_samples)
+        return np.maximum(norms + shift @ shift, 0.0)
+    norms = np.empty(n_samples)
+    for rows in _row_chunks(X):
+        Z = (X[rows] - center) * inv_scale
+        norms[rows] = np.einsum("ij,ij->i", Z, Z)
+    return norms

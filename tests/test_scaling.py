@@ -71,3 +71,33 @@ def test_float32_input_is_not_upcast(rng):
     assert center.dtype == np.float32 and inv_scale.dtype == np.float32
     design = ScaledDesign(X, center, inv_scale)
     assert design.matvec(np.ones(3, np.float32)).dtype == np.float32
+
+
+def test_merged_moments_equal_moments_of_all_rows(rng):
+    from gdreg._scaling import merge_moments, weighted_moments
+
+    X = rng.standard_normal((60, 3)) * [1, 100, 1e-2] + [5, -3, 0]
+    weights = rng.uniform(0.1, 2, 60)
+    parts = [
+        (weights[rows].sum(), *weighted_moments(X[rows], weights[rows]))
+        for rows in (slice(0, 10), slice(10, 45), slice(45, 60))
+    ]
+    merged = parts[0]
+    for part in parts[1:]:
+        merged = merge_moments(merged, part)
+    mean, var = weighted_moments(X, weights)
+    assert_allclose(merged[0], weights.sum())
+    assert_allclose(merged[1], mean, rtol=1e-12)
+    assert_allclose(merged[2], var, rtol=1e-12)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_row_norms_equal_explicit_computation(rng, sparse):
+    from gdreg._scaling import row_norms_sq
+
+    X = rng.standard_normal((30, 4)) * (rng.uniform(size=(30, 4)) < 0.4)
+    center = rng.standard_normal(4)
+    inv_scale = np.array([0.5, 2.0, 0.0, 1.0])
+    expected = np.sum(((X - center) * inv_scale) ** 2, axis=1)
+    data = sp.csr_matrix(X) if sparse else X
+    assert_allclose(row_norms_sq(data, center, inv_scale), expected, rtol=1e-12)

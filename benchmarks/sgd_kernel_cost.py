@@ -1,0 +1,88 @@
+"""Time one pass of the blocked SGD kernel against one epoch of SGDRegressor.
+
+Each round times, in turn, ``SGDRegressor(max_iter=1, tol=None,
+shuffle=True)`` fitting one epoch and one kernel pass per batch size
+(including the shuffle and the gathering of rows) on the same dense float64
+data; the medians over the rounds and their ratios are printed. Run with
+
+    python benchmarks/sgd_kernel_cost.py [--rounds 7] [--n-samples 200000] [--l2 1e-4]
+
+``--l2`` is the kernel's L2 strength (SGDRegressor keeps its default
+``alpha=1e-4``); 0 times the kernel without the decay terms.
+
+On a shared machine, interleaving the runs makes the ratios fair even when
+the absolute times drift.
+"""
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import SGDRegressor
+
+from gdreg._kernels import max_row_norm_sq, sgd_pass
+
+
+def make_data(n_samples, n_features, seed):
+    """Dense standard-normal rows with a noisy linear target."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_samples, n_features))
+    y = X @ rng.standard_normal(n_features) + 0.5 * rng.standard_normal(n_samples)
+    return X, y
+
+
+def time_sklearn(X, y, seed):
+    """Seconds for one epoch of SGDRegressor with its default penalty."""
+    model = SGDRegressor(max_iter=1, tol=None, shuffle=True, random_state=seed)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+    return time.perf_counter() - start
+
+
+def time_kernel(X, y, center, scale, eta, batch_size, l2, seed):
+    """Seconds for one kernel pass, the shuffle included."""
+    n, d = X.shape
+    n_updates = -(-n // batch_size)
+    start = time.perf_counter()
+    order = np.random.default_rng(seed).permutation(n)
+    steps = np.full(n_updates, eta)
+    sgd_pass(
+        X, y, None, order, np.zeros(d), 0.0, steps,
+        l2=l2, center=center, scale=scale, batch_size=batch_size,
+    )  # fmt: skip
+    return time.perf_counter() - start
+
+
+def run_shape(n_samples, n_features, batch_sizes, l2, rounds):
+    """Interleave the timings for one shape and print the medians."""
+    X, y = make_data(n_samples, n_features, seed=n_features)
+    center, scale = X.mean(axis=0), X.std(axis=0)
+    eta = 0.5 / (max_row_norm_sq(X, center, scale) + 1.0)
+    times = {"sklearn": []} | {m: [] for m in batch_sizes}
+    for r in range(rounds):
+        times["sklearn"].append(time_sklearn(X, y, r))
+        for m in batch_sizes:
+            times[m].append(time_kernel(X, y, center, scale, eta, m, l2, r))
+    base = np.median(times["sklearn"])
+    print(f"{n_samples} x {n_features}: SGDRegressor epoch {1e3 * base:.1f} ms")
+    for m in batch_sizes:
+        t = np.median(times[m])
+        print(f"  batch_size={m:<3d} pass {1e3 * t:6.1f} ms  ratio {t / base:.2f}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--n-samples", type=int, default=200_000)
+    parser.add_argument("--l2", type=float, default=1e-4)
+    args = parser.parse_args()
+    for n_features in (50, 10):
+        run_shape(args.n_samples, n_features, (1, 64), args.l2, args.rounds)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,660 @@
+"""Stochastic and mini-batch gradient descent: ``SGDLinearRegressor``."""
+
+import warnings
+from math import ceil
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+
+from ._base import BaseGDRegressor
+from ._kernels import sgd_pass
+from ._objective import soft_threshold
+from ._scaling import (
+    internal_coordinates,
+    merge_moments,
+    row_norms_sq,
+    weighted_moments,
+)
+from ._schedules import (
+    AdaptiveSchedule,
+    AutoSchedule,
+    ConstantSchedule,
+    InverseScalingSchedule,
+)
+from ._validation import (
+    Integral,
+    Interval,
+    Real,
+    StrOptions,
+    check_finite_result,
+)
+
+
+class SGDLinearRegressor(BaseGDRegressor):
+    """Linear regression fitted by stochastic or mini-batch gradient descent.
+
+    Minimises the same objective as :class:`GDLinearRegressor`, the mean
+    squared error with the one-half factor plus an optional penalty, but each
+    update uses the gradient of one sample (``batch_size=1``, the textbook
+    method) or of a mini-batch. One epoch is one pass over the data. Features
+    may be given in any units: they are centred and scaled internally, and
+    ``coef_`` is in the units of ``X``.
+
+    Parameters
+    ----------
+    penalty : {'l2', 'l1', 'elasticnet'} or None, default=None
+        The penalty on the coefficients (never on the intercept).
+
+    alpha : float, default=1e-4
+        Strength of the penalty; ignored when ``penalty`` is None.
+
+    l1_ratio : float, default=0.15
+        Share of L1 in the elastic-net penalty.
+
+    fit_intercept : bool, default=True
+        Whether to fit an intercept.
+
+    batch_size : int, default=32
+        Samples per update. 1 gives the textbook per-sample method.
+
+    learning_rate : {'auto', 'constant', 'invscaling', 'adaptive'}, \
+            default='auto'
+        The step schedule. 'auto' starts at the largest step that cannot
+        diverge on this data (see Notes) and halves it whenever the epoch
+        loss stops improving by ``tol``, stopping once halving no longer
+        helps. 'constant' uses ``eta0``; 'invscaling' uses ``eta0 / (t + 1)
+        ** power_t`` at update ``t``; 'adaptive' keeps ``eta0`` and divides
+        it by 5 after ``n_iter_no_change`` epochs without improvement.
+
+    eta0 : float, default=0.01
+        Initial step for 'constant', 'invscaling' and 'adaptive'. Steps are
+        taken in the scaled coordinates of the Notes, where a value near the
+        'auto' step is sensible whatever the units of ``X``.
+
+    power_t : float, default=0.25
+        Exponent of 'invscaling'.
+
+    momentum : float, default=0.0
+        Heavy-ball momentum in ``[0, 1)``: each update adds ``momentum``
+        times the previous one. Updates with momentum run one mini-batch at a
+        time, which is much slower with small batches.
+
+    average : bool, default=False
+        Whether ``coef_`` and ``intercept_`` are the average of all iterates
+        (Polyak-Ruppert averaging) instead of the last one.
+
+    shuffle : bool, default=True
+        Whether to visit the samples in a new random order each epoch.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the shuffling and the validation split; an int gives
+        bit-for-bit reproducible fits.
+
+    max_iter : int, default=1000
+        Largest number of epochs in ``fit``.
+
+    tol : float, default=1e-3
+        An epoch improves when its loss is below ``(1 - tol)`` times the best
+        so far (for early stopping: when the validation score rises by more
+        than ``tol``).
+
+    n_iter_no_change : int, default=5
+        Epochs without improvement before stopping (or, with 'adaptive' and
+        'auto', before lowering the step).
+
+    early_stopping : bool, default=False
+        Whether to hold out ``validation_fraction`` of the training data and
+        stop when the R^2 score on it stops improving.
+
+    validation_fraction : float, default=0.1
+        Share of the training data held out with early stopping.
+
+    warm_start : bool, default=False
+        Whether ``fit`` starts from the previous coefficients.
+
+    verbose : int, default=0
+        If positive, print one line per epoch.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_features,) or (n_targets, n_features)
+        Coefficients, in the units of ``X``.
+
+    intercept_ : float or ndarray of shape (n_targets,)
+        The intercept.
+
+    n_iter_ : int
+        Epochs run by the last ``fit`` (1 after each ``partial_fit``).
+
+    t_ : int
+        Updates made since the estimator was created or reset by ``fit``.
+
+    loss_curve_ : list of float
+        Per epoch, the objective estimated from each sample's loss just
+        before its update (the progressive loss), plus the penalty.
+
+    validation_scores_ : list of float
+        R^2 on the held-out data after each epoch; only with early stopping.
+
+    best_validation_score_ : float
+        The best of ``validation_scores_``; only with early stopping.
+
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Feature names seen during fit, when ``X`` has string column names.
+
+    See Also
+    --------
+    GDLinearRegressor : The same model by full-batch gradient descent.
+    sklearn.linear_model.SGDRegressor : scikit-learn's stochastic solver.
+
+    Notes
+    -----
+    With weights :math:`s_i` (divided by their mean) and mini-batch
+    :math:`B` of :math:`m` samples, an update in the scaled coordinates
+    :math:`z_i` (see :class:`GDLinearRegressor`) is
+
+    .. math::
+
+        r_i = z_i \\cdot v + b - y_i, \\quad
+        v \\leftarrow v - \\eta \\left(\\frac{1}{m} \\sum_{i \\in B} s_i r_i
+        z_i + \\lambda_2 v\\right), \\quad
+        b \\leftarrow b - \\frac{\\eta}{m} \\sum_{i \\in B} s_i r_i
+
+    With ``batch_size=1`` this is exactly the textbook per-sample update.
+    Consecutive updates are computed together, in blocks, by solving one
+    triangular linear system per block: the result equals a plain loop over
+    the samples up to rounding, at the speed of matrix products. The
+    intercept starts at the mean target.
+
+    The 'auto' step :math:`\\eta = 1 / \\max_i s_i (\\lVert z_i \\rVert^2 +
+    1)` keeps every update a contraction, so no sequence of samples can make
+    the iterates diverge.
+
+    The L1 part of a penalty is applied by soft-thresholding after each
+    block of updates (a proximal step for the block's summed step sizes),
+    so with L1 the iterates are not those of per-sample proximal SGD. The
+    same holds for the part of the L2 penalty that differs between
+    features in the scaled coordinates: the common part is applied exactly
+    in every update, the rest once per block.
+
+    ``partial_fit`` scales with the running mean and variance of all data
+    seen so far, so a first call on very few rows is scaled poorly until
+    more arrive; coefficients are kept in the units of ``X`` between calls.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gdreg import SGDLinearRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(1000, 3)) * [1.0, 100.0, 0.01]
+    >>> y = X @ np.array([1.0, 0.02, 300.0]) + 5.0
+    >>> reg = SGDLinearRegressor(random_state=0).fit(X, y)
+    >>> np.round(reg.coef_, 3)
+    array([1.  , 0.02 , 300.  ])
+    """
+
+    _parameter_constraints: dict = {
+        **BaseGDRegressor._parameter_constraints,
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"auto", "constant", "invscaling", "adaptive"})],
+        "eta0": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "momentum": [Interval(Real, 0, 1, closed="left")],
+        "average": ["boolean"],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    }
+
+    def __init__(
+        self,
+        *,
+        penalty=None,
+        alpha=1e-4,
+        l1_ratio=0.15,
+        fit_intercept=True,
+        batch_size=32,
+        learning_rate="auto",
+        eta0=0.01,
+        power_t=0.25,
+        momentum=0.0,
+        average=False,
+        shuffle=True,
+        random_state=None,
+        max_iter=1000,
+        tol=1e-3,
+        n_iter_no_change=5,
+        early_stopping=False,
+        validation_fraction=0.1,
+        warm_start=False,
+        verbose=0,
+    ):
+        self.penalty = penalty
+        self.alpha = alpha
+        self.l1_ratio = l1_ratio
+        self.fit_intercept = fit_intercept
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.eta0 = eta0
+        self.power_t = power_t
+        self.momentum = momentum
+        self.average = average
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.warm_start = warm_start
+        self.verbose = verbose
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model by stochastic gradient descent, over several epochs.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data.
+
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Targets.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights: each sample's update is scaled by its
+            weight (divided by the mean weight), and the objective weighs it.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        with self._all_or_nothing():
+            self._check_parameters()
+            warm = self.warm_start and hasattr(self, "coef_")
+            X, y, sample_weight = self._validate_fit_data(
+                X, y, sample_weight, reset=not warm
+            )
+            rng = check_random_state(self.random_state)
+            train, validation = self._split(X.shape[0], rng)
+            X_train, y_train, w_train = _take(X, y, sample_weight, train)
+            self._moments = (
+                w_train.sum(dtype=np.float64),
+                *weighted_moments(X_train, w_train),
+            )
+            if not warm:
+                self._reset(y_train, w_train)
+            self.t_ = 0 if not warm else self.t_
+            self._run(X_train, y_train, w_train, rng, self.max_iter, validation, X, y)
+        return self
+
+    def partial_fit(self, X, y, sample_weight=None):
+        """Make one pass over the given samples, continuing any earlier fit.
+
+        The step schedule carries on from the previous calls; feature scaling
+        uses the statistics of every sample seen so far.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            A batch of training data, with the features of earlier calls.
+
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Targets.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        with self._all_or_nothing():
+            self._check_parameters()
+            first = not hasattr(self, "coef_")
+            X, y, sample_weight = self._validate_fit_data(
+                X, y, sample_weight, reset=first
+            )
+            moments = (
+                sample_weight.sum(dtype=np.float64),
+                *weighted_moments(X, sample_weight),
+            )
+            if first:
+                self._moments = moments
+                self._reset(y, sample_weight)
+                self.t_ = 0
+            else:
+                self._check_targets(y)
+                self._moments = merge_moments(self._moments, moments)
+            rng = _partial_fit_rng(self.random_state, self.t_)
+            self._run(X, y, sample_weight, rng, 1, None, None, None, partial=True)
+        return self
+
+    def _split(self, n_samples, rng):
+        """Training and validation row indices (all rows for training if no
+        early stopping)."""
+        if not self.early_stopping:
+            return None, None
+        n_validation = int(ceil(self.validation_fraction * n_samples))
+        if n_validation >= n_samples:
+            raise ValueError(
+                f"early_stopping=True with validation_fraction="
+                f"{self.validation_fraction} leaves no training sample out of "
+                f"{n_samples}; lower validation_fraction or pass more samples."
+            )
+        permutation = rng.permutation(n_samples)
+        return np.sort(permutation[n_validation:]), np.sort(permutation[:n_validation])
+
+    def _reset(self, y, sample_weight):
+        """Start from zero coefficients and the mean target as intercept."""
+        n_features = self.n_features_in_
+        self.coef_ = np.zeros(y.shape[1:] + (n_features,), dtype=y.dtype)
+        if self.fit_intercept:
+            intercept = np.average(y, axis=0, weights=sample_weight)
+        else:
+            intercept = np.zeros(y.shape[1:])
+        self.intercept_ = np.asarray(intercept, dtype=y.dtype)[()]
+        self._last_coef, self._last_intercept = self.coef_, self.intercept_
+        self._coef_sum = None
+        self._n_summed = 0
+
+    def _check_targets(self, y):
+        if y.shape[1:] != self.coef_.shape[:-1]:
+            raise ValueError(
+                f"y has {y.shape[1] if y.ndim == 2 else 1} target column(s) "
+                f"but the model was fitted with "
+                f"{self.coef_.shape[0] if self.coef_.ndim == 2 else 1}; pass y "
+                "of the same shape to every partial_fit call."
+            )
+
+    def _schedule(self, bound):
+        """The step schedule; ``bound`` is the largest step that cannot
+        diverge."""
+        if self.learning_rate == "auto":
+            return AutoSchedule(bound)
+        if self.learning_rate == "constant":
+            return ConstantSchedule(self.eta0)
+        if self.learning_rate == "invscaling":
+            return InverseScalingSchedule(self.eta0, self.power_t)
+        return AdaptiveSchedule(self.eta0, self.n_iter_no_change, factor=5.0)
+
+    def _internal_problem(self, dtype, sample_weight):
+        """Scaling, penalty strengths and step weights in internal units."""
+        l1, l2 = self._penalty_strengths()
+        _, mean, var = self._moments
+        center, inv_scale = internal_coordinates(
+            mean, var, fit_intercept=self.fit_intercept, l2=l2, dtype=np.float64
+        )
+        with np.errstate(divide="ignore"):
+            scale = np.where(inv_scale > 0, 1.0 / inv_scale, np.inf)
+        uniform = np.all(sample_weight == sample_weight[0])
+        return _Internal(
+            center=center,
+            inv_scale=inv_scale,
+            scale=scale,
+            l2=l2 * inv_scale**2,
+            l1=(l1 * inv_scale) if l1 > 0 else None,
+            steps_weight=None if uniform else sample_weight / sample_weight.mean(),
+        )
+
+    def _run(self, X, y, sample_weight, rng, max_epochs, validation, X_all, y_all,
+             partial=False):  # fmt: skip
+        """Run up to ``max_epochs`` epochs from the current coefficients."""
+        internal = self._internal_problem(X.dtype, sample_weight)
+        V, b = internal.to_internal(self._last_coef, self._last_intercept)
+
+        bound = self._stable_step(X, internal)
+        if not (partial and hasattr(self, "_schedule_")):
+            self._schedule_ = self._schedule(bound)
+        self._schedule_.cap(bound)
+        reference = _trivial_loss(y, sample_weight)
+        uniform_l2 = np.ptp(internal.l2) <= 1e-12 * max(internal.l2.max(), 1e-300)
+
+        n_samples = X.shape[0]
+        n_updates = ceil(n_samples / self.batch_size)
+        loss_curve, scores = [], []
+        best, stalled, converged = np.inf, 0, False
+        velocity = np.zeros_like(V) if self.momentum > 0 else None
+        report = self._reporter()
+        for epoch in range(max_epochs):
+            order = rng.permutation(n_samples) if self.shuffle else np.arange(n_samples)
+            steps = self._schedule_.steps(self.t_, n_updates)
+            if velocity is not None or not uniform_l2:
+                result, velocity = _minibatch_loop_pass(
+                    X, y, internal, order, V, b, steps, self.batch_size,
+                    self.fit_intercept, self.average, self.momentum, velocity,
+                )  # fmt: skip
+            else:
+                result = sgd_pass(
+                    X, y, internal.steps_weight, order, V, b, steps,
+                    l2=float(internal.l2[0]) if internal.l2.size else 0.0,
+                    l1=internal.l1, center=internal.center, scale=internal.scale,
+                    fit_intercept=self.fit_intercept, batch_size=self.batch_size,
+                    average=self.average,
+                )  # fmt: skip
+            self.t_ += n_updates
+            V, b = result.coef, result.intercept
+            loss = 0.5 * result.sq_loss / n_samples + internal.penalty(V)
+            self._check_divergence(loss, reference, epoch + 1, bound)
+            loss_curve.append(loss)
+            self._last_coef, self._last_intercept = internal.to_user(V, b)
+            if self.average:
+                self._accumulate(internal, result, n_updates)
+            self._publish(X.dtype)
+
+            if validation is not None:
+                score = self.score(X_all[validation], y_all[validation])
+                scores.append(score)
+                improved = (
+                    score
+                    > (max(scores[:-1]) if len(scores) > 1 else -np.inf) + self.tol
+                )
+            else:
+                improved = loss < best * (1 - self.tol) if np.isfinite(best) else True
+            best = min(best, loss)
+            if report is not None:
+                report(epoch + 1, loss, self._schedule_.current, np.nan)
+            if partial:
+                continue
+            stalled = 0 if improved else stalled + 1
+            keep_going = self._schedule_.end_epoch(improved)
+            if isinstance(self._schedule_, AdaptiveSchedule):
+                if not keep_going:
+                    converged = True
+                    break
+            elif stalled >= self.n_iter_no_change:
+                converged = True
+                break
+
+        self.n_iter_ = len(loss_curve)
+        self.loss_curve_ = loss_curve
+        if validation is not None:
+            self.validation_scores_ = scores
+            self.best_validation_score_ = max(scores)
+        check_finite_result(
+            type(self).__name__,
+            self.coef_,
+            self.intercept_,
+            "Rescale X and y, or lower the learning rate.",
+        )
+        if not partial and not converged:
+            warnings.warn(
+                f"{type(self).__name__} did not converge: max_iter="
+                f"{self.max_iter} epochs ended the fit while the loss was still "
+                f"improving by more than tol={self.tol}. Increase max_iter, or "
+                "raise tol.",
+                ConvergenceWarning,
+            )
+
+    def _stable_step(self, X, internal):
+        """Largest step with which no update can make the iterates diverge.
+
+        A mini-batch update multiplies the coefficients by ``I - eta * A``
+        with ``A`` the batch's mean of ``s_i z_i z_i^T`` (plus the L2 part);
+        its largest eigenvalue is at most its trace, and the trace of any
+        batch is at most the mean of the ``batch_size`` largest values of
+        ``s_i (|z_i|^2 + 1)``. A step of one over that bound keeps every
+        update a contraction, whatever the order of the samples.
+        """
+        norms = row_norms_sq(X, internal.center, internal.inv_scale)
+        norms += float(self.fit_intercept)
+        if internal.steps_weight is not None:
+            norms *= internal.steps_weight
+        m = min(self.batch_size, norms.size)
+        largest = np.partition(norms, norms.size - m)[norms.size - m :]
+        curvature = largest.mean() + internal.l2.max(initial=0)
+        return 1.0 / curvature if curvature > 0 else 1.0
+
+    def _check_divergence(self, loss, reference, epoch, bound):
+        if np.isfinite(loss) and loss <= 1e4 * max(reference, np.finfo(float).tiny):
+            return
+        raise ValueError(
+            f"{type(self).__name__} diverged: the loss reached {loss:.4g} in epoch "
+            f"{epoch}, against {reference:.4g} for predicting the mean. The step "
+            f"size of learning_rate={self.learning_rate!r} with eta0={self.eta0} is "
+            f"too large for this data; steps up to {bound:.3g} cannot diverge here. "
+            "Lower eta0, or use learning_rate='auto'."
+        )
+
+    def _accumulate(self, internal, result, n_updates):
+        """Add a pass's iterate sums (in the units of X) to the average."""
+        coef_sum, intercept_sum = internal.to_user(
+            result.coef_sum, result.intercept_sum
+        )
+        if self._coef_sum is None:
+            self._coef_sum, self._intercept_sum = coef_sum, intercept_sum
+        else:
+            self._coef_sum = self._coef_sum + coef_sum
+            self._intercept_sum = self._intercept_sum + intercept_sum
+        self._n_summed += n_updates
+
+    def _publish(self, dtype):
+        """Set ``coef_`` and ``intercept_`` from the last or averaged iterate."""
+        if self.average and self._n_summed:
+            coef = self._coef_sum / self._n_summed
+            intercept = self._intercept_sum / self._n_summed
+        else:
+            coef, intercept = self._last_coef, self._last_intercept
+        self.coef_ = np.asarray(coef, dtype=dtype)
+        self.intercept_ = np.asarray(intercept, dtype=dtype)[()]
+
+
+class _Internal:
+    """Scaled coordinates of one run of SGD and the maps to the units of X."""
+
+    def __init__(self, center, inv_scale, scale, l2, l1, steps_weight):
+        self.center = center
+        self.inv_scale = inv_scale
+        self.scale = scale
+        self.l2 = l2
+        self.l1 = l1
+        self.steps_weight = steps_weight
+
+    def to_internal(self, coef, intercept):
+        """``coef_``-shaped coefficients in X's units to internal ``(V, b)``."""
+        coef = np.asarray(coef, dtype=np.float64).T
+        intercept = np.asarray(intercept, dtype=np.float64) + self.center @ coef
+        scale = np.where(np.isfinite(self.scale), self.scale, 0.0)
+        return coef * _rows(scale, coef), intercept
+
+    def to_user(self, V, b):
+        """Internal ``(V, b)`` to ``coef_``-shaped coefficients and intercept."""
+        coef = V * _rows(self.inv_scale, V)
+        return coef.T.copy(), np.asarray(b - self.center @ coef)
+
+    def penalty(self, V):
+        value = 0.5 * np.sum(_rows(self.l2, V) * V * V)
+        if self.l1 is not None:
+            value += np.sum(_rows(self.l1, V) * np.abs(V))
+        return float(value)
+
+
+def _partial_fit_rng(random_state, t):
+    """Shuffling for one ``partial_fit`` call: reproducible for an int seed,
+    yet different from call to call."""
+    if isinstance(random_state, Integral):
+        return np.random.RandomState((random_state + t) % 2**32)
+    return check_random_state(random_state)
+
+
+def _rows(v, like):
+    return v if like.ndim == 1 else v[:, None]
+
+
+def _take(X, y, sample_weight, rows):
+    if rows is None:
+        return X, y, sample_weight
+    return X[rows], y[rows], sample_weight[rows]
+
+
+def _trivial_loss(y, sample_weight):
+    """Half the weighted variance of the targets: the loss of the mean."""
+    mean = np.average(y, axis=0, weights=sample_weight)
+    return 0.5 * float(
+        np.sum(np.average((y - mean) ** 2, axis=0, weights=sample_weight))
+    )
+
+
+class _LoopResult:
+    """The fields of a kernel's pass result that the estimator reads."""
+
+    def __init__(self, coef, intercept, sq_loss, coef_sum, intercept_sum):
+        self.coef = coef
+        self.intercept = intercept
+        self.sq_loss = sq_loss
+        self.coef_sum = coef_sum
+        self.intercept_sum = intercept_sum
+
+
+def _minibatch_loop_pass(X, y, internal, order, V, b, steps, batch_size,
+                         fit_intercept, average, momentum, velocity):  # fmt: skip
+    """One pass, one mini-batch at a time: momentum and per-feature L2.
+
+    Each update is the one of the class Notes, with heavy-ball momentum
+    ``u <- momentum * u - step * gradient; v <- v + u`` (the intercept
+    moves without momentum) and the L1 part applied by a proximal step after
+    each update.
+    """
+    V = np.array(V, dtype=np.float64)
+    b = np.array(b, dtype=np.float64)
+    velocity = np.zeros_like(V) if velocity is None else velocity
+    weight = internal.steps_weight
+    coef_sum = np.zeros_like(V) if average else None
+    intercept_sum = np.zeros_like(b) if average else None
+    sq_loss = 0.0
+    l2 = _rows(internal.l2, V)
+    l1 = None if internal.l1 is None else _rows(internal.l1, V)
+    for k, start in enumerate(range(0, len(order), batch_size)):
+        rows = order[start : start + batch_size]
+        Z = _scaled_rows(X, rows, internal)
+        s = np.ones(len(rows)) if weight is None else weight[rows]
+        R = Z @ V + b - y[rows]
+        sR = R * _rows(s, R) if R.ndim == 2 else R * s
+        sq_loss += float(np.sum(sR * R))
+        gradient = Z.T @ sR / len(rows) + l2 * V
+        velocity = momentum * velocity - steps[k] * gradient
+        V = V + velocity
+        if l1 is not None:
+            V = soft_threshold(V, steps[k] * l1)
+        if fit_intercept:
+            b = b - steps[k] * sR.sum(axis=0) / len(rows)
+        if average:
+            coef_sum += V
+            intercept_sum += b
+    result = _LoopResult(V, b if b.ndim else float(b), sq_loss, coef_sum, intercept_sum)
+    return result, velocity
+
+
+def _scaled_rows(X, rows, internal):
+    """Rows of ``X`` in the internal coordinates, as a dense array."""
+    block = X[rows]
+    block = block.toarray() if sp.issparse(block) else np.asarray(block, np.float64)
+    return (block - internal.center) * internal.inv_scale

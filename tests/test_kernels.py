@@ -1,0 +1,257 @@
+"""Tests of the blocked SGD kernels against a plain loop over the updates."""
+
+from math import ceil
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose, assert_array_equal
+
+from gdreg._kernels import max_row_norm_sq, sgd_pass
+
+# Forward substitution repeats the loop's dependent arithmetic; what differs
+# is the order of the sums inside the products, so float64 results agree to
+# a few hundred ulps after thousands of updates.
+RTOL = 1e-10
+
+
+def reference_pass(
+    X,
+    y,
+    sample_weight,
+    order,
+    coef,
+    intercept,
+    steps,
+    *,
+    l2=0.0,
+    l1=None,
+    center=None,
+    scale=None,
+    fit_intercept=True,
+    batch_size=1,
+    block_size=None,
+    dtype=np.float64,
+):
+    """Plain loop over mini-batches implementing the documented update.
+
+    With ``l1``, the soft-threshold is applied after every ``block_size``
+    rows (and after the last row), as the kernel does.
+    """
+    X = X.toarray() if sp.issparse(X) else np.asarray(X)
+    n, d = X.shape
+    Y = np.asarray(y, dtype=dtype).reshape(n, -1)
+    center = np.zeros(d) if center is None else center
+    scale = np.ones(d) if scale is None else scale
+    Z = ((X - center) / scale).astype(dtype)
+    s = np.ones(n) if sample_weight is None else sample_weight
+    w = np.array(coef, dtype=dtype).reshape(d, -1)
+    b = np.array(intercept, dtype=dtype).reshape(-1)
+    loss = 0.0
+    coef_sum, b_sum = np.zeros_like(w), np.zeros_like(b)
+    eta_in_block = 0.0
+    if block_size is not None:
+        block_size = max(batch_size, block_size // batch_size * batch_size)
+    for k, eta in enumerate(steps):
+        rows = order[k * batch_size : (k + 1) * batch_size]
+        R = Z[rows] @ w + b - Y[rows]
+        loss += float(np.sum(s[rows, None] * R**2))
+        factor = dtype(eta / len(rows))
+        grad = Z[rows].T @ (s[rows, None].astype(dtype) * R)
+        w = dtype(1 - eta * l2) * w - factor * grad
+        if fit_intercept:
+            b = b - factor * (s[rows, None].astype(dtype) * R).sum(axis=0)
+        eta_in_block += eta
+        end = (k + 1) * batch_size
+        if l1 is not None and (end % block_size == 0 or end >= len(order)):
+            t = (eta_in_block * l1)[:, None]
+            w = np.sign(w) * np.maximum(np.abs(w) - t, 0)
+            eta_in_block = 0.0
+        coef_sum += w
+        b_sum += b
+    if np.ndim(y) == 1:
+        return w[:, 0], b[0], loss, coef_sum[:, 0], b_sum[0]
+    return w, b, loss, coef_sum, b_sum
+
+
+def make_problem(rng, n, d, k=None, offset=0.0):
+    """Random rows with an offset, targets and a stable step size."""
+    X = rng.standard_normal((n, d)) * rng.uniform(0.5, 2.0, d) + offset
+    shape = (d,) if k is None else (d, k)
+    y = X @ rng.standard_normal(shape) + 0.1 * rng.standard_normal((n,) + shape[1:])
+    center = X.mean(axis=0) if offset else np.zeros(d)
+    scale = X.std(axis=0)
+    return X, y, center, scale
+
+
+def stable_steps(X, center, scale, sample_weight, n_updates, rng):
+    """Steps below the per-row stability bound, varying from update to update."""
+    bound = max_row_norm_sq(X, center, scale, sample_weight) + 1.0
+    return rng.uniform(0.2, 1.0, n_updates) / bound
+
+
+def check_against_loop(X, y, sw, order, coef, intercept, steps, rtol=RTOL, **kw):
+    """Run the kernel and the loop and compare every returned value."""
+    got = sgd_pass(X, y, sw, order, coef, intercept, steps, average=True, **kw)
+    want = reference_pass(X, y, sw, order, coef, intercept, steps, **kw)
+    for g, e in zip(got, want):
+        assert_allclose(g, e, rtol=rtol, atol=rtol * np.max(np.abs(e)))
+    return got
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 64])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("l2", [0.0, 0.05])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_dense_matches_loop(rng, batch_size, fit_intercept, l2, weighted):
+    X, y, center, scale = make_problem(rng, 700, 6, offset=3.0)
+    sw = rng.uniform(0.2, 2.0, 700) if weighted else None
+    order = rng.permutation(700)
+    n_updates = ceil(700 / batch_size)
+    steps = stable_steps(X, center, scale, sw, n_updates, rng) * batch_size**0.5
+    check_against_loop(
+        X, y, sw, order, rng.standard_normal(6), 0.3, steps,
+        l2=l2, center=center, scale=scale, fit_intercept=fit_intercept,
+        batch_size=batch_size,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "csr"])
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_layouts_and_targets(rng, layout, batch_size):
+    X, Y, center, scale = make_problem(rng, 400, 5, k=3, offset=1.0)
+    X[rng.uniform(size=X.shape) < 0.5] = 0.0
+    data = sp.csr_matrix(X) if layout == "csr" else np.asarray(X, order=layout)
+    sw = rng.uniform(0.5, 1.5, 400)
+    order = rng.integers(0, 400, 500)
+    steps = stable_steps(X, center, scale, sw, ceil(500 / batch_size), rng)
+    check_against_loop(
+        data, Y, sw, order, np.zeros((5, 3)), np.ones(3), steps,
+        l2=0.01, center=center, scale=scale, batch_size=batch_size,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("k", [None, 2])
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_sparse_wide_matches_loop(rng, k, batch_size):
+    n, d = 300, 1500
+    X = sp.random(n, d, density=0.01, format="csr", random_state=rng)
+    shape = (d,) if k is None else (d, k)
+    y = X @ rng.standard_normal(shape)
+    center = np.asarray(X.mean(axis=0)).ravel()
+    scale = np.sqrt(np.asarray(X.multiply(X).mean(axis=0)).ravel() + 1e-2)
+    order = rng.permutation(n)
+    steps = stable_steps(X, center, scale, None, ceil(n / batch_size), rng)
+    check_against_loop(
+        X, y, None, order, np.zeros(shape), np.zeros(shape[1:]), steps,
+        l2=0.02, l1=np.full(d, 1e-3), center=center, scale=scale,
+        batch_size=batch_size, block_size=32,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 64])
+@pytest.mark.parametrize("block_size", [24, 192])
+def test_l1_matches_blocked_loop(rng, batch_size, block_size):
+    X, _, center, scale = make_problem(rng, 500, 8)
+    y = X[:, 0] - X[:, 1] + 0.1 * rng.standard_normal(500)
+    steps = stable_steps(X, center, scale, None, ceil(500 / batch_size), rng)
+    l1 = rng.uniform(0.05, 0.2, 8)
+    got = check_against_loop(
+        X, y, None, rng.permutation(500), np.zeros(8), 0.0, steps,
+        l2=0.01, l1=l1, center=center, scale=scale, batch_size=batch_size,
+        block_size=block_size,
+    )  # fmt: skip
+    assert np.any(got.coef == 0.0)
+
+
+def test_float32_input(rng):
+    X, y, center, scale = make_problem(rng, 500, 7, offset=2.0)
+    X32 = X.astype(np.float32)
+    order = rng.permutation(500)
+    steps = stable_steps(X, center, scale, None, 500, rng)
+    args = (y, None, order, np.zeros(7), 0.0, steps)
+    kw = dict(l2=0.01, center=center, scale=scale)
+    got = sgd_pass(X32, *args, **kw)
+    exact = reference_pass(X32.astype(np.float64), *args, **kw)
+    assert_allclose(got.coef, exact[0], rtol=RTOL)
+    # The kernel computes in float64 whatever the input; a loop in float32
+    # arithmetic drifts by about 500 updates * eps32 (6e-8) relative.
+    single = reference_pass(X32, *args, dtype=np.float32, **kw)
+    assert_allclose(got.coef, single[0], rtol=1e-4, atol=1e-4)
+
+
+def test_inputs_unchanged_and_deterministic(rng):
+    X, y, center, scale = make_problem(rng, 300, 4, offset=1.0)
+    sw = rng.uniform(0.5, 1.5, 300)
+    order, coef = rng.permutation(300), rng.standard_normal(4)
+    steps = stable_steps(X, center, scale, sw, 300, rng)
+    arrays = (X, y, sw, order, coef, steps, center, scale)
+    copies = [a.copy() for a in arrays]
+    for a in arrays:
+        a.flags.writeable = False
+    kw = dict(l2=0.1, l1=np.full(4, 0.01), center=center, scale=scale)
+    first = sgd_pass(X, y, sw, order, coef, 0.5, steps, average=True, **kw)
+    second = sgd_pass(X, y, sw, order, coef, 0.5, steps, average=True, **kw)
+    for a, c in zip(arrays, copies):
+        assert_array_equal(a, c)
+    for f, s in zip(first, second):
+        assert_array_equal(f, s)
+
+
+def test_max_row_norm_sq(rng):
+    X, _, center, scale = make_problem(rng, 200, 5, offset=1.0)
+    X[rng.uniform(size=X.shape) < 0.6] = 0.0
+    sw = rng.uniform(0.5, 2.0, 200)
+    expected = np.max(sw * np.sum(((X - center) / scale) ** 2, axis=1))
+    assert max_row_norm_sq(X, center, scale, sw) == pytest.approx(expected)
+    assert max_row_norm_sq(sp.csr_matrix(X), center, scale, sw) == pytest.approx(
+        expected
+    )
+
+
+def test_bad_steps_length(rng):
+    X, y, _, _ = make_problem(rng, 10, 2)
+    with pytest.raises(ValueError, match="one value per mini-batch"):
+        sgd_pass(X, y, None, np.arange(10), np.zeros(2), 0.0, np.ones(3))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(1, 120),
+    d=st.integers(1, 9),
+    batch_size=st.integers(1, 10),
+    block_size=st.integers(1, 40),
+    l2=st.sampled_from([0.0, 0.3]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_random_shapes_match_loop(n, d, batch_size, block_size, l2, seed):
+    rng = np.random.default_rng(seed)
+    X, y, center, scale = make_problem(rng, n, d, offset=0.5)
+    scale = np.where(scale > 0, scale, 1.0)
+    order = rng.integers(0, n, rng.integers(1, 2 * n + 1))
+    sw = rng.uniform(0.1, 3.0, n)
+    steps = stable_steps(X, center, scale, sw, ceil(order.size / batch_size), rng)
+    check_against_loop(
+        X, y, sw, order, rng.standard_normal(d), 0.0, steps,
+        l2=l2, center=center, scale=scale, batch_size=batch_size,
+        block_size=block_size,
+    )  # fmt: skip
+
+
+def test_strong_decay_splits_blocks(rng):
+    # steps * l2 near 0.9 make the products of decay factors underflow over a
+    # few hundred updates; blocks and chunks are shortened to stay exact.
+    X, y, center, scale = make_problem(rng, 900, 4)
+    steps = stable_steps(X, center, scale, None, 900, rng)
+    l2 = 0.9 / steps.max()
+    check_against_loop(
+        X, y, None, rng.permutation(900), np.ones(4), 0.0, steps,
+        l2=l2, center=center, scale=scale, block_size=400,
+    )  # fmt: skip
