@@ -7,6 +7,7 @@ The solvers work on ``Z = (X - center) * inv_scale`` without ever forming
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg import solve_triangular
 from sklearn.utils.sparsefuncs import mean_variance_axis
 
 # Rows per chunk when a statistic of dense X is computed piecewise; keeps the
@@ -182,14 +183,21 @@ def merge_moments(first, second):
     return total, mean, var
 
 
-def row_norms_sq(X, center, inv_scale):
-    """Squared norms of the rows of ``Z = (X - center) * inv_scale``.
+def row_norms_sq(X, center, inv_scale, rotation=None):
+    """Squared norms of the rows of ``Z = ((X - center) * inv_scale) @ rotation``.
 
-    Dense ``X`` is read a chunk of rows at a time; for sparse ``X`` a stored
-    entry adds ``((x - c) a)^2 - (c a)^2`` to ``|c a|^2``, the norm of a row
-    with no stored entry, so neither is ``X`` copied nor ``Z`` formed.
+    ``X`` is read a chunk of rows at a time; for sparse ``X`` without a
+    rotation a stored entry adds ``((x - c) a)^2 - (c a)^2`` to ``|c a|^2``,
+    the norm of a row with no stored entry, so neither is ``X`` copied nor
+    ``Z`` formed.
     """
     n_samples = X.shape[0]
+    if rotation is not None:
+        norms = np.empty(n_samples)
+        for rows in _row_chunks(X):
+            Z = _dense_chunk(X, rows, center, inv_scale) @ rotation
+            norms[rows] = np.einsum("ij,ij->i", Z, Z)
+        return norms
     if sp.issparse(X):
         X = sp.csr_matrix(X)
         if not X.has_canonical_format:
@@ -206,3 +214,46 @@ def row_norms_sq(X, center, inv_scale):
         Z = (X[rows] - center) * inv_scale
         norms[rows] = np.einsum("ij,ij->i", Z, Z)
     return norms
+
+
+def _dense_chunk(X, rows, center, inv_scale):
+    """Rows of ``X``, densified if sparse, centred and scaled, in float64."""
+    block = X[rows]
+    block = block.toarray() if sp.issparse(block) else block.astype(np.float64)
+    return (block - center) * inv_scale
+
+
+# Whitening is worth its extra matrix product per chunk of rows only when the
+# scaled features are correlated enough to slow stochastic descent down.
+_WHITEN_MIN_CONDITION = 10.0
+_WHITEN_MAX_FEATURES = 500
+
+
+def whitening_rotation(X, sample_weight, center, inv_scale):
+    """Upper-triangular ``R`` that whitens the scaled design, or None.
+
+    With ``C`` the weighted covariance of ``Z = (X - center) * inv_scale``
+    (unit diagonal), ``R = L^{-T}`` for the Cholesky factor ``C = L L^T``
+    makes ``Z @ R`` have identity covariance, so every direction of the
+    least-squares problem has the same curvature. Returns None when ``C`` is
+    already well conditioned, when there are too many features for a
+    ``(d, d)`` matrix to be cheap, or for wide sparse ``X``. A tiny ridge,
+    ``1e-10`` times the trace, keeps exactly collinear features from
+    breaking the factorisation; their common direction then carries no
+    curvature and its coefficient stays put.
+    """
+    n_features = X.shape[1]
+    if n_features < 2 or n_features > _WHITEN_MAX_FEATURES:
+        return None
+    weights = sample_weight / sample_weight.sum()
+    C = np.zeros((n_features, n_features))
+    for rows in _row_chunks(X):
+        Z = _dense_chunk(X, rows, center, inv_scale)
+        C += Z.T @ (Z * weights[rows, None])
+    eigenvalues = np.linalg.eigvalsh(C)
+    top = eigenvalues[-1]
+    if top <= 0 or eigenvalues[0] * _WHITEN_MIN_CONDITION >= top:
+        return None
+    C[np.diag_indices(n_features)] += 1e-10 * np.trace(C)
+    L = np.linalg.cholesky(C)
+    return solve_triangular(L, np.eye(n_features), lower=True).T

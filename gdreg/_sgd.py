@@ -5,6 +5,7 @@ from math import ceil
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg import solve_triangular
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
@@ -16,6 +17,7 @@ from ._scaling import (
     merge_moments,
     row_norms_sq,
     weighted_moments,
+    whitening_rotation,
 )
 from ._schedules import (
     AdaptiveSchedule,
@@ -386,7 +388,7 @@ class SGDLinearRegressor(BaseGDRegressor):
             return InverseScalingSchedule(self.eta0, self.power_t)
         return AdaptiveSchedule(self.eta0, self.n_iter_no_change, factor=5.0)
 
-    def _internal_problem(self, dtype, sample_weight):
+    def _internal_problem(self, X, sample_weight, whiten):
         """Scaling, penalty strengths and step weights in internal units."""
         l1, l2 = self._penalty_strengths()
         _, mean, var = self._moments
@@ -396,6 +398,9 @@ class SGDLinearRegressor(BaseGDRegressor):
         with np.errstate(divide="ignore"):
             scale = np.where(inv_scale > 0, 1.0 / inv_scale, np.inf)
         uniform = np.all(sample_weight == sample_weight[0])
+        rotation = None
+        if whiten and l1 == 0 and l2 == 0:
+            rotation = whitening_rotation(X, sample_weight, center, inv_scale)
         return _Internal(
             center=center,
             inv_scale=inv_scale,
@@ -403,12 +408,13 @@ class SGDLinearRegressor(BaseGDRegressor):
             l2=l2 * inv_scale**2,
             l1=(l1 * inv_scale) if l1 > 0 else None,
             steps_weight=None if uniform else sample_weight / sample_weight.mean(),
+            rotation=rotation,
         )
 
     def _run(self, X, y, sample_weight, rng, max_epochs, validation, X_all, y_all,
              partial=False):  # fmt: skip
         """Run up to ``max_epochs`` epochs from the current coefficients."""
-        internal = self._internal_problem(X.dtype, sample_weight)
+        internal = self._internal_problem(X, sample_weight, whiten=not partial)
         V, b = internal.to_internal(self._last_coef, self._last_intercept)
 
         bound = self._stable_step(X, internal)
@@ -427,7 +433,7 @@ class SGDLinearRegressor(BaseGDRegressor):
         for epoch in range(max_epochs):
             order = rng.permutation(n_samples) if self.shuffle else np.arange(n_samples)
             steps = self._schedule_.steps(self.t_, n_updates)
-            if velocity is not None or not uniform_l2:
+            if velocity is not None or not uniform_l2 or internal.rotation is not None:
                 result, velocity = _minibatch_loop_pass(
                     X, y, internal, order, V, b, steps, self.batch_size,
                     self.fit_intercept, self.average, self.momentum, velocity,
@@ -504,7 +510,7 @@ class SGDLinearRegressor(BaseGDRegressor):
         ``s_i (|z_i|^2 + 1)``. A step of one over that bound keeps every
         update a contraction, whatever the order of the samples.
         """
-        norms = row_norms_sq(X, internal.center, internal.inv_scale)
+        norms = row_norms_sq(X, internal.center, internal.inv_scale, internal.rotation)
         norms += float(self.fit_intercept)
         if internal.steps_weight is not None:
             norms *= internal.steps_weight
@@ -548,29 +554,41 @@ class SGDLinearRegressor(BaseGDRegressor):
 
 
 class _Internal:
-    """Scaled coordinates of one run of SGD and the maps to the units of X."""
+    """Coordinates of one run of SGD and the maps to the units of X.
 
-    def __init__(self, center, inv_scale, scale, l2, l1, steps_weight):
+    Internal rows are ``z = ((x - center) * inv_scale) @ rotation`` (no
+    rotation: the identity), and internal coefficients ``u`` give
+    ``coef = inv_scale * (rotation @ u)``.
+    """
+
+    def __init__(self, center, inv_scale, scale, l2, l1, steps_weight, rotation):
         self.center = center
         self.inv_scale = inv_scale
         self.scale = scale
         self.l2 = l2
         self.l1 = l1
         self.steps_weight = steps_weight
+        self.rotation = rotation
 
     def to_internal(self, coef, intercept):
         """``coef_``-shaped coefficients in X's units to internal ``(V, b)``."""
         coef = np.asarray(coef, dtype=np.float64).T
         intercept = np.asarray(intercept, dtype=np.float64) + self.center @ coef
         scale = np.where(np.isfinite(self.scale), self.scale, 0.0)
-        return coef * _rows(scale, coef), intercept
+        V = coef * _rows(scale, coef)
+        if self.rotation is not None:
+            V = solve_triangular(self.rotation, V, lower=False)
+        return V, intercept
 
     def to_user(self, V, b):
         """Internal ``(V, b)`` to ``coef_``-shaped coefficients and intercept."""
+        if self.rotation is not None:
+            V = self.rotation @ V
         coef = V * _rows(self.inv_scale, V)
         return coef.T.copy(), np.asarray(b - self.center @ coef)
 
     def penalty(self, V):
+        """The penalty's value; a rotation is only used without one."""
         value = 0.5 * np.sum(_rows(self.l2, V) * V * V)
         if self.l1 is not None:
             value += np.sum(_rows(self.l1, V) * np.abs(V))
@@ -657,4 +675,5 @@ def _scaled_rows(X, rows, internal):
     """Rows of ``X`` in the internal coordinates, as a dense array."""
     block = X[rows]
     block = block.toarray() if sp.issparse(block) else np.asarray(block, np.float64)
-    return (block - internal.center) * internal.inv_scale
+    Z = (block - internal.center) * internal.inv_scale
+    return Z if internal.rotation is None else Z @ internal.rotation
