@@ -7,7 +7,6 @@ The solvers work on ``Z = (X - center) * inv_scale`` without ever forming
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg import solve_triangular
 from sklearn.utils.sparsefuncs import mean_variance_axis
 
 # Rows per chunk when a statistic of dense X is computed piecewise; keeps the
@@ -230,17 +229,18 @@ _WHITEN_MAX_FEATURES = 500
 
 
 def whitening_rotation(X, sample_weight, center, inv_scale):
-    """Upper-triangular ``R`` that whitens the scaled design, or None.
+    """Symmetric ``R`` that whitens the scaled design, with its inverse.
 
-    With ``C`` the weighted covariance of ``Z = (X - center) * inv_scale``
-    (unit diagonal), ``R = L^{-T}`` for the Cholesky factor ``C = L L^T``
+    With ``C = Q diag(lam) Q^T`` the weighted covariance of ``Z = (X -
+    center) * inv_scale`` (unit diagonal), ``R = Q diag(lam^-1/2) Q^T``
     makes ``Z @ R`` have identity covariance, so every direction of the
-    least-squares problem has the same curvature. Returns None when ``C`` is
-    already well conditioned, when there are too many features for a
-    ``(d, d)`` matrix to be cheap, or for wide sparse ``X``. A tiny ridge,
-    ``1e-10`` times the trace, keeps exactly collinear features from
-    breaking the factorisation; their common direction then carries no
-    curvature and its coefficient stays put.
+    least-squares problem has the same curvature. Directions whose variance
+    is below ``1e-10`` of the largest (exact collinearity, up to rounding)
+    are left with the largest direction's scale instead: they carry no
+    information, and amplifying them would only amplify rounding errors.
+
+    Returns ``(R, R^-1)``, or None when ``C`` is already well conditioned,
+    when there are too many features for a ``(d, d)`` matrix to be cheap.
     """
     n_features = X.shape[1]
     if n_features < 2 or n_features > _WHITEN_MAX_FEATURES:
@@ -250,10 +250,11 @@ def whitening_rotation(X, sample_weight, center, inv_scale):
     for rows in _row_chunks(X):
         Z = _dense_chunk(X, rows, center, inv_scale)
         C += Z.T @ (Z * weights[rows, None])
-    eigenvalues = np.linalg.eigvalsh(C)
-    top = eigenvalues[-1]
-    if top <= 0 or eigenvalues[0] * _WHITEN_MIN_CONDITION >= top:
+    lam, Q = np.linalg.eigh(C)
+    top = lam[-1]
+    if top <= 0 or lam[0] * _WHITEN_MIN_CONDITION >= top:
         return None
-    C[np.diag_indices(n_features)] += 1e-10 * np.trace(C)
-    L = np.linalg.cholesky(C)
-    return solve_triangular(L, np.eye(n_features), lower=True).T
+    informative = lam > 1e-10 * top
+    factor = np.where(informative, 1.0 / np.sqrt(np.where(informative, lam, 1)), 1.0)
+    factor[~informative] = 1.0 / np.sqrt(top)
+    return (Q * factor) @ Q.T, (Q / factor) @ Q.T

@@ -78,24 +78,32 @@ class AdaptiveSchedule(ConstantSchedule):
 
 
 class AutoSchedule(AdaptiveSchedule):
-    """Start at the largest safe step; halve it at each epoch that fails to
-    improve, and stop at the second such epoch in a row.
+    """Start at the largest safe step and halve it whenever an epoch fails
+    to improve; stop once a stalled epoch comes with a step small enough.
 
-    An epoch that does not improve means the iterates move around the
-    minimum at a distance set by the step; halving the step halves that
-    distance, and when even that no longer improves the loss, the fit is as
-    close as the tolerance asks.
+    With a constant step ``eta``, stochastic descent on least squares
+    settles at an objective above the minimum by about ``eta * tr(H) / (2 *
+    batch_size)`` of the noise level, ``H`` the Hessian in the scaled
+    coordinates (its trace is about the number of coordinates there). A
+    stall then means either that the step is too large for more progress,
+    and halving it lowers that floor, or, once the floor is below ``tol``,
+    that the fit is as close as asked. ``patience`` stalls in a row stop it
+    in any case.
     """
 
-    def __init__(self, eta0):
-        super().__init__(eta0, patience=1, factor=2.0)
+    def __init__(self, eta0, floor_per_step, tol, patience):
+        super().__init__(eta0, patience=patience, factor=2.0)
+        self.floor_per_step = floor_per_step
+        self.tol = tol
 
     def end_epoch(self, improved):
         if improved:
             self.stalled = 0
             return True
         self.stalled += 1
-        if self.stalled >= 2:
+        if self.eta * self.floor_per_step <= self.tol:
+            return False
+        if self.stalled >= self.patience:
             return False
         self.eta /= self.factor
         return True

@@ -2,14 +2,40 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from gdreg import GDLinearRegressor
+from gdreg import GDLinearRegressor, SGDLinearRegressor
+
+# The sample-weight checks fit 15 samples with 30 features. With an L2
+# penalty of 1e-4 the directions that only the penalty curves have curvature
+# 1e-4, so stochastic descent approaches the minimum along them at a rate of
+# about eta * 1e-4 per update: after the default stopping rule the weighted
+# and the repeated-sample fits still differ by a few percent, far above the
+# check's 1e-7. Without a penalty (the default) the same checks pass, and
+# GDLinearRegressor passes them with any penalty.
+_SLOW_PENALISED_SGD = {
+    "check_sample_weight_equivalence_on_dense_data": (
+        "penalised SGD converges too slowly along penalty-only directions "
+        "to match repeated samples to 1e-7"
+    ),
+    "check_sample_weight_equivalence_on_sparse_data": (
+        "penalised SGD converges too slowly along penalty-only directions "
+        "to match repeated samples to 1e-7"
+    ),
+}
 
 ESTIMATORS = [
     GDLinearRegressor(),
     GDLinearRegressor(penalty="elasticnet", alpha=0.01),
+    SGDLinearRegressor(random_state=0),
+    SGDLinearRegressor(batch_size=1, penalty="l2", random_state=0),
 ]
 
 
-@parametrize_with_checks(ESTIMATORS)
+def _expected_failures(estimator):
+    if isinstance(estimator, SGDLinearRegressor) and estimator.penalty is not None:
+        return _SLOW_PENALISED_SGD
+    return {}
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failures)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

@@ -1,0 +1,292 @@
+"""SGDLinearRegressor: convergence, exactness, streaming and failure modes."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.linear_model import ElasticNet, LinearRegression, Ridge
+
+from gdreg import GDLinearRegressor, SGDLinearRegressor
+
+from .conftest import make_regression_data
+
+
+def _objective(X, y, coef, intercept, l1=0.0, l2=0.0):
+    r = y - X @ coef - intercept
+    return 0.5 * np.mean(r**2) + l1 * np.abs(coef).sum() + 0.5 * l2 * coef @ coef
+
+
+def _long_run(**params):
+    """SGD run long with small final steps, to compare with exact minima."""
+    defaults = dict(random_state=0, max_iter=500, tol=1e-6)
+    return SGDLinearRegressor(**{**defaults, **params})
+
+
+@pytest.mark.parametrize("batch_size", [1, 16])
+def test_converges_to_least_squares_on_badly_scaled_data(badly_scaled_data, batch_size):
+    X, y = badly_scaled_data
+    reg = _long_run(batch_size=batch_size).fit(X, y)
+    oracle = LinearRegression().fit(X, y)
+    f_min = _objective(X, y, oracle.coef_, oracle.intercept_)
+    # Stochastic steps stop at a noise floor set by the last step; 1e-4 of
+    # the objective is far below the spread between train/test splits.
+    assert _objective(X, y, reg.coef_, reg.intercept_) <= f_min * (1 + 1e-4)
+
+
+def test_noise_free_data_is_fitted_exactly(rng):
+    X = rng.standard_normal((300, 3)) * [1.0, 100.0, 0.01]
+    y = X @ np.array([1.0, 0.02, 300.0]) + 5.0
+    reg = SGDLinearRegressor(random_state=0).fit(X, y)
+    assert_allclose(reg.coef_, [1.0, 0.02, 300.0], rtol=1e-6)
+    assert_allclose(reg.intercept_, 5.0, rtol=1e-6)
+
+
+def test_matches_ridge(regression_data):
+    X, y = regression_data
+    reg = _long_run(penalty="l2", alpha=0.1, batch_size=8).fit(X, y)
+    oracle = Ridge(alpha=0.1 * len(y)).fit(X, y)
+    f = _objective(X, y, reg.coef_, reg.intercept_, l2=0.1)
+    f_min = _objective(X, y, oracle.coef_, oracle.intercept_, l2=0.1)
+    assert f <= f_min * (1 + 1e-4)
+
+
+def test_matches_elastic_net(regression_data):
+    X, y = regression_data
+    reg = _long_run(penalty="elasticnet", alpha=0.05, l1_ratio=0.5, batch_size=8)
+    reg.fit(X, y)
+    oracle = ElasticNet(alpha=0.05, l1_ratio=0.5, tol=1e-12).fit(X, y)
+    f = _objective(X, y, reg.coef_, reg.intercept_, l1=0.025, l2=0.025)
+    f_min = _objective(X, y, oracle.coef_, oracle.intercept_, l1=0.025, l2=0.025)
+    assert f <= f_min * (1 + 1e-3)
+
+
+def _reference_epoch(Z, y, V, b, eta, order, batch_size):
+    """Textbook mini-batch SGD over the rows of Z in the given order."""
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        r = Z[rows] @ V + b - y[rows]
+        V = V - eta * Z[rows].T @ r / len(rows)
+        b = b - eta * r.mean()
+    return V, b
+
+
+@pytest.mark.parametrize("batch_size", [1, 5])
+def test_one_epoch_is_textbook_sgd_on_standardised_features(rng, batch_size):
+    # Independent features keep the whitening rotation out, so the internal
+    # coordinates are plain standardisation.
+    X = rng.standard_normal((64, 3)) * [1.0, 10.0, 0.1] + [1.0, -2.0, 3.0]
+    y = rng.standard_normal(64)
+    eta = 0.05
+    reg = SGDLinearRegressor(
+        learning_rate="constant", eta0=eta, batch_size=batch_size, shuffle=False
+    )
+    reg.partial_fit(X, y)
+
+    Z = (X - X.mean(axis=0)) / X.std(axis=0)
+    V, b = _reference_epoch(Z, y, np.zeros(3), y.mean(), eta, np.arange(64), batch_size)
+    coef = V / X.std(axis=0)
+    assert_allclose(reg.coef_, coef, rtol=1e-10)
+    assert_allclose(reg.intercept_, b - X.mean(axis=0) @ coef, rtol=1e-10)
+    assert reg.t_ == int(np.ceil(64 / batch_size))
+
+
+def test_same_random_state_gives_bit_identical_fits(badly_scaled_data):
+    X, y = badly_scaled_data
+    first = SGDLinearRegressor(random_state=3).fit(X, y)
+    second = SGDLinearRegressor(random_state=3).fit(X, y)
+    assert_array_equal(first.coef_, second.coef_)
+    assert first.intercept_ == second.intercept_
+    other = SGDLinearRegressor(random_state=4, max_iter=1, tol=0)
+    with pytest.warns(ConvergenceWarning):
+        other.fit(X, y)
+    assert not np.array_equal(other.coef_, first.coef_)
+
+
+def test_partial_fit_streams_to_the_solution(rng):
+    X, y = make_regression_data(rng, n_samples=2000, scales=np.logspace(-2, 2, 6))
+    reg = SGDLinearRegressor(random_state=0, batch_size=8)
+    for _ in range(5):
+        for start in range(0, 2000, 250):
+            reg.partial_fit(X[start : start + 250], y[start : start + 250])
+    oracle = LinearRegression().fit(X, y)
+    assert reg.score(X, y) >= oracle.score(X, y) - 1e-3
+    assert reg.t_ == 5 * 8 * int(np.ceil(250 / 8))
+    assert reg.n_iter_ == 1
+
+
+def test_partial_fit_rejects_a_different_number_of_features(regression_data):
+    X, y = regression_data
+    reg = SGDLinearRegressor().partial_fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        reg.partial_fit(X[:, :3], y)
+
+
+def test_partial_fit_rejects_a_different_number_of_targets(regression_data):
+    X, y = regression_data
+    reg = SGDLinearRegressor().partial_fit(X, y)
+    with pytest.raises(ValueError, match="target column"):
+        reg.partial_fit(X, np.column_stack([y, y]))
+
+
+def test_early_stopping_records_validation_scores(rng):
+    X, y = make_regression_data(rng, n_samples=500)
+    reg = SGDLinearRegressor(early_stopping=True, random_state=0).fit(X, y)
+    assert len(reg.validation_scores_) == reg.n_iter_
+    assert reg.best_validation_score_ == max(reg.validation_scores_)
+    assert reg.best_validation_score_ > 0.9
+
+
+# 'invscaling' keeps improving slowly for all of max_iter; only the fit's
+# quality is asserted here.
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("learning_rate", ["constant", "invscaling", "adaptive"])
+def test_user_schedules_converge(regression_data, learning_rate):
+    X, y = regression_data
+    reg = SGDLinearRegressor(
+        learning_rate=learning_rate, eta0=0.01, random_state=0, max_iter=200
+    ).fit(X, y)
+    assert reg.score(X, y) > 0.99
+
+
+def test_averaging_and_momentum_converge(regression_data):
+    X, y = regression_data
+    for params in (dict(average=True), dict(momentum=0.5)):
+        reg = SGDLinearRegressor(random_state=0, **params).fit(X, y)
+        assert reg.score(X, y) > 0.99
+
+
+def test_too_large_eta0_raises_and_leaves_estimator_unfitted(regression_data):
+    X, y = regression_data
+    reg = SGDLinearRegressor(learning_rate="constant", eta0=50.0, random_state=0)
+    with pytest.raises(ValueError, match=r"eta0=50.0 is\s+too large|Lower eta0"):
+        reg.fit(X, y)
+    with pytest.raises(NotFittedError):
+        reg.predict(X)
+
+
+def test_auto_step_never_diverges_on_hard_data(rng):
+    X = rng.standard_normal((200, 4)) * np.logspace(-6, 6, 4)
+    X[:5] *= 1e3
+    y = rng.standard_normal(200) * 1e6
+    for batch_size in (1, 7, 64):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            reg = SGDLinearRegressor(batch_size=batch_size, random_state=0).fit(X, y)
+        assert np.all(np.isfinite(reg.coef_))
+
+
+def test_convergence_warning_names_max_iter(regression_data):
+    X, y = regression_data
+    with pytest.warns(ConvergenceWarning, match=r"max_iter=2 epochs"):
+        SGDLinearRegressor(max_iter=2, tol=0, random_state=0).fit(X, y)
+
+
+@pytest.mark.parametrize("container", [sp.csr_matrix, sp.csc_matrix])
+def test_sparse_equals_dense(rng, container):
+    X, y = make_regression_data(rng)
+    X[rng.uniform(size=X.shape) < 0.6] = 0
+    params = dict(random_state=0, max_iter=5, tol=0, penalty="l1", alpha=1e-3)
+    with pytest.warns(ConvergenceWarning):
+        dense = SGDLinearRegressor(**params).fit(X, y)
+    with pytest.warns(ConvergenceWarning):
+        sparse = SGDLinearRegressor(**params).fit(container(X), y)
+    assert_allclose(sparse.coef_, dense.coef_, rtol=1e-9, atol=1e-12)
+
+
+def test_several_targets_equal_separate_fits(rng):
+    X, y = make_regression_data(rng)
+    Y = np.column_stack([y, -2 * y])
+    params = dict(random_state=0, max_iter=4, tol=0, learning_rate="constant")
+    with pytest.warns(ConvergenceWarning):
+        reg = SGDLinearRegressor(**params).fit(X, Y)
+    assert reg.coef_.shape == (2, X.shape[1])
+    for k in range(2):
+        with pytest.warns(ConvergenceWarning):
+            single = SGDLinearRegressor(**params).fit(X, Y[:, k])
+        assert_allclose(reg.coef_[k], single.coef_, rtol=1e-9)
+
+
+def test_float32_in_float32_out(regression_data):
+    X, y = regression_data
+    reg = SGDLinearRegressor(random_state=0).fit(X.astype(np.float32), y)
+    assert reg.coef_.dtype == np.float32
+    assert reg.predict(X.astype(np.float32)).dtype == np.float32
+
+
+def test_inputs_are_not_modified(regression_data, rng):
+    X, y = regression_data
+    weights = rng.uniform(0.5, 2, len(y))
+    for array in (X, y, weights):
+        array.setflags(write=False)
+    copies = X.copy(), y.copy(), weights.copy()
+    SGDLinearRegressor(random_state=0).fit(X, y, sample_weight=weights)
+    SGDLinearRegressor(random_state=0).partial_fit(X, y, sample_weight=weights)
+    for array, copy in zip((X, y, weights), copies):
+        assert_array_equal(array, copy)
+
+
+def test_pickle_round_trip(regression_data):
+    X, y = regression_data
+    reg = SGDLinearRegressor(random_state=0).fit(X, y)
+    clone = pickle.loads(pickle.dumps(reg))
+    assert_array_equal(clone.predict(X), reg.predict(X))
+    clone.partial_fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"batch_size": 0}, "'batch_size' parameter"),
+        ({"learning_rate": "optimal"}, "'learning_rate' parameter"),
+        ({"eta0": 0.0}, "'eta0' parameter"),
+        ({"power_t": -1.0}, "'power_t' parameter"),
+        ({"momentum": 1.0}, "'momentum' parameter"),
+        ({"validation_fraction": 1.0}, "'validation_fraction' parameter"),
+        ({"n_iter_no_change": 0}, "'n_iter_no_change' parameter"),
+        ({"average": 3}, "'average' parameter"),
+        ({"shuffle": "no"}, "'shuffle' parameter"),
+    ],
+)
+def test_bad_parameters_are_named(regression_data, params, message):
+    X, y = regression_data
+    with pytest.raises(ValueError, match=message):
+        SGDLinearRegressor(**params).fit(X, y)
+
+
+def test_weighted_sgd_reaches_the_weighted_minimum(badly_scaled_data, rng):
+    X, y = badly_scaled_data
+    weights = rng.uniform(0.2, 5.0, len(y))
+    gd = GDLinearRegressor().fit(X, y, sample_weight=weights)
+    sgd = _long_run(batch_size=4).fit(X, y, sample_weight=weights)
+
+    def objective(reg):
+        return np.average((y - reg.predict(X)) ** 2, weights=weights)
+
+    assert objective(sgd) <= objective(gd) * (1 + 1e-4)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n_samples=st.integers(2, 40),
+    n_features=st.integers(1, 5),
+    log_scale=st.floats(-6, 6),
+    batch_size=st.sampled_from([1, 3, 32]),
+    seed=st.integers(0, 2**16),
+)
+def test_predictions_are_finite_for_finite_input(
+    n_samples, n_features, log_scale, batch_size, seed
+):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_samples, n_features)) * 10.0**log_scale
+    y = rng.standard_normal(n_samples)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg = SGDLinearRegressor(batch_size=batch_size, random_state=0).fit(X, y)
+    assert np.all(np.isfinite(reg.coef_))
+    assert np.all(np.isfinite(reg.predict(X)))
