@@ -15,6 +15,8 @@ from ._validation import (
     StrOptions,
     check_parameters,
     check_sample_weight,
+    check_target,
+    naming_input,
 )
 
 
@@ -27,23 +29,29 @@ class Problem:
         The implicitly centred and scaled features.
 
     y : ndarray
-        Targets minus ``y_offset``.
+        Targets minus ``y_offset``, divided by ``y_scale``.
 
     y_offset : float or ndarray
         The internal intercept: the weighted mean of the targets with an
         intercept, zero without.
 
+    y_scale : float
+        The largest centred target magnitude. Solving for targets of order
+        one keeps squares of targets near 1e200 from overflowing;
+        coefficients and objective values scale back exactly.
+
     weights : ndarray or None
         Sample weights normalised to sum to one; None when all are equal.
 
     l1, l2 : ndarray of shape (n_features,) or None
-        Penalty strengths per internal coordinate.
+        Penalty strengths per internal coordinate, for the scaled targets.
     """
 
-    def __init__(self, design, y, y_offset, weights, l1, l2):
+    def __init__(self, design, y, y_offset, y_scale, weights, l1, l2):
         self.design = design
         self.y = y
         self.y_offset = y_offset
+        self.y_scale = y_scale
         self.weights = weights
         self.l1 = l1
         self.l2 = l2
@@ -87,19 +95,21 @@ class BaseGDRegressor(RegressorMixin, BaseEstimator):
 
     def _validate_fit_data(self, X, y, sample_weight, reset):
         """Check ``X``, ``y`` and ``sample_weight``; ``y`` gets ``X``'s dtype."""
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            reset=reset,
-            accept_sparse=["csr", "csc"],
-            dtype=[np.float64, np.float32],
-            y_numeric=True,
-            multi_output=True,
-        )
-        y = np.asarray(y, dtype=X.dtype)
+        X = self._validate_features(X, reset=reset)
+        y = check_target(y, X)
         sample_weight = check_sample_weight(sample_weight, X, X.dtype)
         return X, y, sample_weight
+
+    def _validate_features(self, X, reset):
+        """Check ``X``; errors name it and say what it must hold."""
+        with naming_input("X"):
+            return validate_data(
+                self,
+                X,
+                reset=reset,
+                accept_sparse=["csr", "csc"],
+                dtype=[np.float64, np.float32],
+            )
 
     def _penalty_strengths(self):
         """The L1 and L2 strengths of the penalty in the user's units."""
@@ -117,16 +127,22 @@ class BaseGDRegressor(RegressorMixin, BaseEstimator):
         design = ScaledDesign(X, center, inv_scale)
         uniform = np.all(sample_weight == sample_weight[0])
         weights = None if uniform else sample_weight / sample_weight.sum()
+        y = y.astype(np.float64)
         if self.fit_intercept:
-            y_offset = np.average(y, axis=0, weights=weights).astype(X.dtype)
+            y_offset = np.average(y, axis=0, weights=weights)
         else:
-            y_offset = np.zeros(y.shape[1:], dtype=X.dtype)
+            y_offset = np.zeros(y.shape[1:])
+        y -= y_offset
+        y_scale = float(np.max(np.abs(y), initial=0.0))
+        y_scale = y_scale if 0 < y_scale < np.inf else 1.0
+        y /= y_scale
         return Problem(
             design=design,
-            y=y - y_offset,
-            y_offset=y_offset,
+            y=y.astype(X.dtype),
+            y_offset=y_offset.astype(X.dtype),
+            y_scale=y_scale,
             weights=weights,
-            l1=(l1 * inv_scale) if l1 > 0 else None,
+            l1=(l1 / y_scale * inv_scale) if l1 > 0 else None,
             l2=(l2 * inv_scale**2).astype(X.dtype),
         )
 
@@ -136,13 +152,15 @@ class BaseGDRegressor(RegressorMixin, BaseEstimator):
         dtype = problem.y.dtype
         if not (self.warm_start and hasattr(self, "coef_")):
             return np.zeros(shape, dtype=dtype)
-        coef = np.asarray(self.coef_, dtype=dtype).T.reshape(shape)
+        coef = np.asarray(self.coef_, dtype=dtype).T.reshape(shape) / problem.y_scale
         V, _ = problem.design.to_internal_units(coef, np.zeros(shape[1:], dtype))
         return V
 
     def _store_solution(self, problem, V):
         """Set ``coef_`` and ``intercept_`` from internal coefficients."""
-        coef, intercept = problem.design.to_user_units(V, problem.y_offset)
+        coef, intercept = problem.design.to_user_units(
+            V * problem.y_scale, problem.y_offset
+        )
         self.coef_ = coef.T.copy()
         self.intercept_ = intercept if intercept.ndim else intercept[()]
 
@@ -174,13 +192,7 @@ class BaseGDRegressor(RegressorMixin, BaseEstimator):
             ``X @ coef_.T + intercept_``.
         """
         check_is_fitted(self)
-        X = validate_data(
-            self,
-            X,
-            reset=False,
-            accept_sparse=["csr", "csc"],
-            dtype=[np.float64, np.float32],
-        )
+        X = self._validate_features(X, reset=False)
         coef = self.coef_.astype(X.dtype, copy=False)
         return safe_sparse_dot(X, coef.T, dense_output=True) + self.intercept_
 

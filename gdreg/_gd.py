@@ -91,7 +91,9 @@ class GDLinearRegressor(BaseGDRegressor):
         Number of iterations run.
 
     loss_curve_ : list of float
-        The objective after each iteration (summed over targets).
+        The objective after each iteration (summed over targets). For
+        targets beyond about 1e154 the objective itself exceeds the range of
+        float64 and is recorded as infinity; the fit is unaffected.
 
     n_features_in_ : int
         Number of features seen during fit.
@@ -219,11 +221,19 @@ class GDLinearRegressor(BaseGDRegressor):
         )
 
         problem = self._make_problem(X, y, sample_weight)
-        quad = Quadratic(problem.design, problem.y, problem.weights, problem.l2)
+        quad = Quadratic(
+            problem.design,
+            problem.y,
+            problem.weights,
+            problem.l2,
+            unit=_square(problem.y_scale),
+        )
         V0 = self._initial_coef(problem)
 
         result = self._solve(method, quad, problem, V0, X.dtype)
-        coef, intercept = problem.design.to_user_units(result.coef, problem.y_offset)
+        coef, intercept = problem.design.to_user_units(
+            result.coef * problem.y_scale, problem.y_offset
+        )
         check_finite_result(
             type(self).__name__,
             coef,
@@ -296,10 +306,16 @@ class GDLinearRegressor(BaseGDRegressor):
             bound = (2.0 if method == "none" else 1.0) / curvature
             raise ValueError(
                 f"learning_rate={self.learning_rate} is too large for this data: "
-                f"the objective rose from {exc.start_value:.4g} to "
-                f"{exc.value:.4g} by iteration {exc.iteration}. With "
+                f"the objective rose from {exc.start_value * quad.unit:.4g} to "
+                f"{exc.value * quad.unit:.4g} by iteration {exc.iteration}. With "
                 f"acceleration={method!r} the step must stay below about "
                 f"{bound:.3g} here (from the largest curvature of the scaled "
                 "problem). Pass a smaller learning_rate, or "
                 "learning_rate='auto', which chooses a safe step itself."
             ) from None
+
+
+def _square(value):
+    """``value ** 2``, infinite rather than an error when it overflows."""
+    with np.errstate(over="ignore"):
+        return float(np.float64(value) ** 2)

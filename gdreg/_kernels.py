@@ -66,6 +66,7 @@ def sgd_pass(
     batch_size: int = 1,
     average: bool = False,
     block_size: int | None = None,
+    rotation: np.ndarray | None = None,
 ) -> SGDPassResult:
     """Run one pass of mini-batch SGD on squared loss, in exact blocks.
 
@@ -127,6 +128,12 @@ def sgd_pass(
         picks it from the shape. It only changes rounding, except with
         ``l1`` where it sets where the thresholding happens.
 
+    rotation : ndarray of shape (n_features, n_features) or None, default=None
+        Upper-triangular matrix ``R`` applied to the centred, scaled rows,
+        ``z_i = ((x_i - center) / scale) @ R``; ``coef`` and the result are
+        then in the rotated space. Dense X, or CSR with at most 1000
+        features (densified a chunk at a time).
+
     Returns
     -------
     result : SGDPassResult
@@ -135,7 +142,8 @@ def sgd_pass(
 
     Notes
     -----
-    With ``z_i = (x_i - center) / scale`` and the weights ``(w, b)`` at the
+    With ``z_i = (x_i - center) / scale`` (times ``R`` with a rotation) and
+    the weights ``(w, b)`` at the
     start of mini-batch ``k`` (rows ``R_k``, ``m_k`` of them, step
     ``eta_k``), one update is
 
@@ -184,11 +192,12 @@ def sgd_pass(
     """
     data = _prepare(
         X, y, sample_weight, order, steps, l2, l1, center, scale,
-        fit_intercept, batch_size, block_size,
+        fit_intercept, batch_size, block_size, rotation, average,
     )  # fmt: skip
     state = _PassState(data, coef, intercept, average)
+    space = _Workspace(data)
     for start, stop, n_blocks, block in _chunks(data):
-        _run_chunk(data, state, start, stop, n_blocks, block)
+        _run_chunk(data, state, space, start, stop, n_blocks, block)
     return state.result(data, y)
 
 
@@ -197,6 +206,7 @@ def max_row_norm_sq(
     center: np.ndarray | None = None,
     scale: np.ndarray | None = None,
     sample_weight: np.ndarray | None = None,
+    rotation: np.ndarray | None = None,
 ) -> float:
     """Largest weighted squared row norm in the internal space.
 
@@ -214,32 +224,74 @@ def max_row_norm_sq(
     sample_weight : ndarray of shape (n_samples,) or None, default=None
         Row multipliers ``s_i``; None means all ones.
 
+    rotation : ndarray of shape (n_features, n_features) or None, default=None
+        Upper-triangular matrix applied to the centred, scaled rows.
+
     Returns
     -------
     value : float
-        ``max_i s_i * |(x_i - center) / scale|**2``, 0.0 without rows. A
-        per-row step ``eta`` cannot diverge when ``eta * s_i * (|z_i|**2 +
-        k) < 2`` for every row, ``k`` being one when the intercept is fitted.
+        ``max_i s_i * |z_i|**2``, 0.0 without rows. A per-row step ``eta``
+        cannot diverge when ``eta * s_i * (|z_i|**2 + k) < 2`` for every row,
+        ``k`` being one when the intercept is fitted.
     """
-    n, d = X.shape
-    center = np.zeros(d) if center is None else np.asarray(center, np.float64)
-    scale = np.ones(d) if scale is None else np.asarray(scale, np.float64)
-    if sp.issparse(X):
-        norms = _sparse_row_norms_sq(sp.csr_matrix(X), center, scale)
-    else:
-        norms = _dense_row_norms_sq(X, center, scale)
+    norms = row_norms_sq(X, center, scale, rotation)
     if sample_weight is not None:
         norms = norms * np.asarray(sample_weight, np.float64)
-    return float(norms.max()) if n else 0.0
+    return float(norms.max()) if norms.size else 0.0
 
 
-def _dense_row_norms_sq(X, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Squared norms of the centred, scaled rows of dense X, a chunk at a time."""
+def row_norms_sq(
+    X,
+    center: np.ndarray | None = None,
+    scale: np.ndarray | None = None,
+    rotation: np.ndarray | None = None,
+) -> np.ndarray:
+    """Squared norms of the rows in the internal space.
+
+    Parameters
+    ----------
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+        Dense array or CSR matrix in the user's units. Dense X is read a
+        chunk at a time; CSR X is neither copied nor densified without a
+        rotation (unless it holds duplicate entries), and densified a chunk
+        at a time with one.
+
+    center : ndarray of shape (n_features,) or None, default=None
+        Offsets subtracted from the rows; None means zero.
+
+    scale : ndarray of shape (n_features,) or None, default=None
+        Divisors applied after centring; None means one.
+
+    rotation : ndarray of shape (n_features, n_features) or None, default=None
+        Upper-triangular matrix ``R`` applied to the centred, scaled rows.
+
+    Returns
+    -------
+    norms : ndarray of shape (n_samples,)
+        ``|z_i|**2`` with ``z_i = ((x_i - center) / scale) @ R``.
+    """
+    d = X.shape[1]
+    center = np.zeros(d) if center is None else np.asarray(center, np.float64)
+    scale = np.ones(d) if scale is None else np.asarray(scale, np.float64)
+    rotation = _check_rotation(rotation, d)
+    if sp.issparse(X) and rotation is None:
+        return _sparse_row_norms_sq(sp.csr_matrix(X), center, scale)
+    return _chunked_row_norms_sq(X, center, scale, rotation)
+
+
+def _chunked_row_norms_sq(X, center, scale, rotation) -> np.ndarray:
+    """Squared norms of the transformed rows of X, a chunk of rows at a time."""
     n, d = X.shape
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)
     step = max(1, _CHUNK_BYTES // (8 * max(d, 1)))
     norms = np.empty(n)
     for start in range(0, n, step):
-        Z = (X[start : start + step] - center) / scale
+        rows = X[start : start + step]
+        rows = rows.toarray() if sp.issparse(rows) else rows
+        Z = (rows - center) / scale
+        if rotation is not None:
+            Z = Z @ rotation
         norms[start : start + step] = np.einsum("ij,ij->i", Z, Z)
     return norms
 
@@ -251,8 +303,9 @@ def _sparse_row_norms_sq(X, center: np.ndarray, scale: np.ndarray) -> np.ndarray
     row whose entries are all at ``c`` (which is ``|c / s|**2``), so no large
     terms cancel.
     """
-    X = X.copy()
-    X.sum_duplicates()
+    if not X.has_canonical_format:
+        X = X.copy()
+        X.sum_duplicates()
     cols = X.indices
     ratio = center / scale
     stored = ((X.data - center[cols]) / scale[cols]) ** 2 - ratio[cols] ** 2
@@ -273,16 +326,20 @@ class _PassData(NamedTuple):
     decay: np.ndarray
     center: np.ndarray | None
     scale: np.ndarray | None
+    inv_scale: np.ndarray | None
+    rotation: np.ndarray | None
     l1: np.ndarray | None
     dense_blocks: bool
+    decaying: bool
     fit_intercept: bool
+    average: bool
     batch_size: int
     block: int
 
 
 def _prepare(
     X, y, sample_weight, order, steps, l2, l1, center, scale,
-    fit_intercept, batch_size, block_size,
+    fit_intercept, batch_size, block_size, rotation, average,
 ) -> _PassData:  # fmt: skip
     """Check the shapes and precompute the per-row step factors of a pass."""
     n, d = X.shape
@@ -307,12 +364,24 @@ def _prepare(
     Y = np.asarray(y).reshape(n, -1)
     weight = np.ones(order.size) if sample_weight is None else sample_weight[order]
     weight = np.asarray(weight, dtype=np.float64)
-    sizes = np.full(n_updates, float(m))
-    sizes[-1:] = order.size - (n_updates - 1) * m
-    gain = (steps / sizes)[np.arange(order.size) // m] * weight
+    if m == 1:
+        gain = steps * weight
+    else:
+        sizes = np.full(n_updates, float(m))
+        sizes[-1:] = order.size - (n_updates - 1) * m
+        gain = np.repeat(steps / sizes, m)[: order.size] * weight
 
     sparse = sp.issparse(X)
     dense_blocks = not sparse or d <= _DENSE_BLOCKS_MAX_FEATURES
+    rotation = _check_rotation(rotation, d)
+    if rotation is not None and not dense_blocks:
+        raise ValueError(
+            "rotation needs dense X or a CSR matrix with at most "
+            f"{_DENSE_BLOCKS_MAX_FEATURES} features; got {d} features."
+        )
+    scale = _optional(scale, 1.0)
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
     block = _block_length(d, m) if block_size is None else int(block_size)
     block = _limit_block(max(m, block // m * m), m, decay)
     return _PassData(
@@ -324,13 +393,29 @@ def _prepare(
         steps=steps,
         decay=decay,
         center=_optional(center, 0.0),
-        scale=_optional(scale, 1.0),
+        scale=scale,
+        inv_scale=None if scale is None else 1.0 / scale,
+        rotation=rotation,
         l1=None if l1 is None else np.asarray(l1, dtype=np.float64),
         dense_blocks=dense_blocks,
+        decaying=bool(decay.size) and float(decay.min()) < 1.0,
         fit_intercept=bool(fit_intercept),
+        average=bool(average),
         batch_size=m,
         block=block,
     )
+
+
+def _check_rotation(rotation, d: int) -> np.ndarray | None:
+    """Return the rotation as a C-ordered float64 array, or None."""
+    if rotation is None:
+        return None
+    rotation = np.ascontiguousarray(rotation, dtype=np.float64)
+    if rotation.shape != (d, d):
+        raise ValueError(f"rotation must have shape ({d}, {d}); got {rotation.shape}.")
+    if np.any(np.tril(rotation, -1)):
+        raise ValueError("rotation must be upper-triangular.")
+    return rotation
 
 
 def _optional(values, neutral: float) -> np.ndarray | None:
@@ -369,14 +454,16 @@ def _chunks(data: _PassData):
     m, block = data.batch_size, data.block
     width = 2 * data.X.shape[1] + 2 + data.Y.shape[1] + block
     per_chunk = max(1, _CHUNK_BYTES // (8 * block * width))
-    log_decay = np.concatenate([[0.0], np.cumsum(np.log(data.decay))])
+    if data.decaying:
+        log_decay = np.concatenate([[0.0], np.cumsum(np.log(data.decay))])
     start = 0
     while n_rows - start >= block:
         n_blocks = min(per_chunk, (n_rows - start) // block)
-        first = start // m
-        ends = first + np.arange(1, n_blocks + 1) * (block // m)
-        fits = log_decay[ends] - log_decay[first] >= _LOG_TINY
-        n_blocks = max(1, int(np.count_nonzero(fits)))
+        if data.decaying:
+            first = start // m
+            ends = first + np.arange(1, n_blocks + 1) * (block // m)
+            fits = log_decay[ends] - log_decay[first] >= _LOG_TINY
+            n_blocks = max(1, int(np.count_nonzero(fits)))
         yield start, start + n_blocks * block, n_blocks, block
         start += n_blocks * block
     if start < n_rows:
@@ -435,26 +522,53 @@ def _chunk_plan(data: _PassData, start: int, stop: int, n_blocks: int) -> _Chunk
     """Decay products, row gains and averaging weights for rows start:stop."""
     m = data.batch_size
     first, last = start // m, ceil(stop / m)
-    after = np.cumprod(data.decay[first:last])
-    before = np.concatenate([[1.0], after[:-1]])
-    batch = np.arange(start, stop) // m - first
     gain = data.gain[start:stop]
-    per_block = (last - first) // n_blocks
+    intercept_gain = gain if data.fit_intercept else np.zeros_like(gain)
+    if not data.decaying:
+        after = None
+    else:
+        after = np.cumprod(data.decay[first:last])
+        if after[-1] == 1.0:
+            after = None
+    batch = None
+    if after is not None or data.l1 is not None or data.average:
+        batch = (
+            np.arange(start, stop) // m - first if m > 1 else np.arange(stop - start)
+        )
+    counts = None
+    if data.l1 is not None or data.average:
+        counts = (last - first - batch).astype(np.float64)
     threshold = None
+    per_block = (last - first) // n_blocks
     if data.l1 is not None:
         block_steps = data.steps[first:last].reshape(n_blocks, per_block).sum(axis=1)
-        block_decay = after[per_block - 1 :: per_block]
-        threshold = (block_steps / block_decay)[:, None] * data.l1
+        if after is not None:
+            block_steps = block_steps / after[per_block - 1 :: per_block]
+        threshold = block_steps[:, None] * data.l1
+    if after is None:
+        return _ChunkPlan(
+            before=None,
+            after=None,
+            gain=gain,
+            intercept_gain=intercept_gain,
+            threshold=threshold,
+            tail_weight=counts,
+            tail_count=counts,
+            total_weight=float(last - first),
+            total_count=last - first,
+            end_decay=1.0,
+        )
+
+    before = np.concatenate([[1.0], after[:-1]])
     tail = np.cumsum(after[::-1])[::-1]
-    decaying = after[-1] != 1.0
     return _ChunkPlan(
-        before=before[batch] if decaying else None,
-        after=after[batch] if decaying else None,
-        gain=gain / after[batch] if decaying else gain,
-        intercept_gain=gain if data.fit_intercept else np.zeros_like(gain),
+        before=before[batch],
+        after=after[batch],
+        gain=gain / after[batch],
+        intercept_gain=intercept_gain,
         threshold=threshold,
-        tail_weight=tail[batch],
-        tail_count=(last - first - batch).astype(np.float64),
+        tail_weight=tail[batch] if counts is not None else None,
+        tail_count=counts,
         total_weight=float(tail[0]),
         total_count=last - first,
         end_decay=float(after[-1]),
@@ -462,27 +576,78 @@ def _chunk_plan(data: _PassData, start: int, stop: int, n_blocks: int) -> _Chunk
 
 
 def _run_chunk(
-    data: _PassData, state: _PassState, start: int, stop: int, n_blocks: int, block: int
+    data: _PassData,
+    state: _PassState,
+    space: "_Workspace",
+    start: int,
+    stop: int,
+    n_blocks: int,
+    block: int,
 ) -> None:
     """Apply the updates of rows start:stop, whole blocks, to the state."""
     plan = _chunk_plan(data, start, stop, n_blocks)
     idx = data.order[start:stop]
     d = data.X.shape[1]
-    w_start = state.w[: d + 1].copy()
+    w_start = state.w[: d + 1].copy() if state.sums is not None else None
 
     if data.dense_blocks:
-        Q, R, shift, rows_sum = _solve_dense(data, state.w, idx, plan, n_blocks, block)
+        Q, shift, rows_sum = _solve_dense(data, space, state.w, idx, plan, n_blocks)
+        R = _residuals(Q, plan.gain)
     else:
         Q, R, shift, rows_sum = _solve_sparse(data, state.w, idx, plan, n_blocks, block)
 
-    weight = data.row_weight[start:stop]
-    state.sq_loss += float(np.einsum("i,ij,ij->", weight, R, R))
+    state.sq_loss += float(np.einsum("i,ij,ij->", data.row_weight[start:stop], R, R))
     if state.sums is not None:
         _add_sums(state.sums, w_start, rows_sum, Q, R, shift, plan)
-    state.w[:d] *= plan.end_decay
+    if plan.end_decay != 1.0:
+        state.w[:d] *= plan.end_decay
 
 
-def _solve_dense(data: _PassData, w, idx, plan: _ChunkPlan, n_blocks, block):
+def _residuals(Q: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """Residuals ``r_j = q_j / g_j`` (zero where a row has no weight)."""
+    if gain.min() > 0.0:
+        return Q / gain[:, None]
+    ratio = np.divide(1.0, gain, out=np.zeros_like(gain), where=gain > 0)
+    return Q * ratio[:, None]
+
+
+class _Workspace:
+    """Buffers reused from chunk to chunk of a pass."""
+
+    def __init__(self, data: _PassData):
+        self.data = data
+        self.rows = self.rows64 = self.Z = self.P = self.outer = None
+        self.center = self.inv_scale = None
+        self.ones = False
+
+    def get(self, rows: int, n_blocks: int, block: int):
+        """Return the gathered-rows buffer, the row buffer and the systems."""
+        data = self.data
+        d, k = data.X.shape[1], data.Y.shape[1]
+        if self.Z is None or self.Z.shape[0] < rows:
+            self.rows = np.empty((rows, d), dtype=data.X.dtype)
+            self.rows64 = self.rows
+            if data.X.dtype != np.float64:
+                self.rows64 = np.empty((rows, d))
+            self.Z = np.empty((rows, d + 1 + k))
+            self.ones = False
+            if data.center is not None:
+                self.center = np.tile(data.center, rows)
+            if data.inv_scale is not None:
+                self.inv_scale = np.tile(data.inv_scale, rows)
+        size = n_blocks * block * block
+        if block > data.batch_size and (self.P is None or self.P.size < size):
+            self.P = np.empty(size)
+            self.outer = np.empty(size) if data.decaying else None
+        P = outer = None
+        if block > data.batch_size:
+            P = self.P[:size].reshape(n_blocks, block, block)
+            if self.outer is not None:
+                outer = self.outer[:size].reshape(n_blocks, block, block)
+        return self.rows[:rows], self.rows64[:rows], self.Z[:rows], P, outer
+
+
+def _solve_dense(data: _PassData, space: _Workspace, w, idx, plan, n_blocks):
     """Run the blocks of a chunk of rows gathered into a dense array.
 
     In terms of ``q_j = (g_j / c'_j) r_j``, row ``t`` of the system divided by
@@ -491,102 +656,135 @@ def _solve_dense(data: _PassData, w, idx, plan: _ChunkPlan, n_blocks, block):
     ``[z, 1 / c, -y / c]`` gives both the matrix and the right-hand sides,
     and the update is ``\\hat w -= sum_j q_j z_j``, ``b -= k sum_j c'_j q_j``.
 
-    Returns ``q`` and ``r`` of shape (rows, n_targets), the L1 shifts weighted
-    for the averaging sums, and a function computing ``Z^T c``.
+    Returns ``q`` of shape (rows, n_targets), the L1 shifts weighted for the
+    averaging sums, and a function computing ``Z^T c``.
     """
     d, k = data.X.shape[1], data.Y.shape[1]
-    Z = _dense_rows(data, idx, plan)
+    block = idx.size // n_blocks
+    rows, rows64, Z, P, outer = space.get(idx.size, n_blocks, block)
+    _dense_rows(data, space, idx, plan, rows, rows64, Z)
     Z3 = Z.reshape(n_blocks, block, -1)
-    P = _block_systems(Z3, plan, data)
+    direct = None
     if P is None:
         before = 1.0 if plan.before is None else plan.before
-        direct = (plan.gain * before).reshape(n_blocks, block, 1)
+        direct = (plan.gain * before).reshape(n_blocks, block)
     else:
-        direct = None
+        _block_systems(Z3, P, outer, plan, data)
     loop = _loop_one_target if k == 1 else _loop_targets
     Q, shift = loop(w, Z3, P, direct, plan, data)
-
-    ratio = np.divide(1.0, plan.gain, out=np.zeros_like(plan.gain), where=plan.gain > 0)
-    R = Q * ratio[:, None]
-    return Q, R, shift, Z[:, :d].T.dot
+    return Q, shift, Z[:, :d].T.dot
 
 
-def _dense_rows(data: _PassData, idx: np.ndarray, plan: _ChunkPlan) -> np.ndarray:
-    """Gather rows into ``[z, 1 / c, -y / c]``, float64 and C-ordered."""
-    d, k = data.X.shape[1], data.Y.shape[1]
-    Z = np.empty((idx.size, d + 1 + k))
+def _dense_rows(data: _PassData, space: _Workspace, idx, plan, rows, rows64, Z):
+    """Gather rows into ``Z = [z, 1 / c, -y / c]``, float64 and C-ordered.
+
+    The rows are gathered into a contiguous buffer and centred and scaled
+    there as flat arrays (against tiled copies of ``center`` and
+    ``1 / scale``), which avoids a broadcast over short rows.
+    """
+    d = data.X.shape[1]
     if sp.issparse(data.X):
-        rows = data.X[idx].toarray()
+        data.X[idx].toarray(out=rows)
     else:
-        rows = np.empty((idx.size, d), dtype=data.X.dtype)
         np.take(data.X, idx, axis=0, out=rows, mode="clip")
+    flat, size = rows64.reshape(-1), rows64.size
+    if rows64 is not rows:
+        np.copyto(rows64, rows)
     if data.center is not None:
-        np.subtract(rows, data.center, out=Z[:, :d])
-    else:
-        Z[:, :d] = rows
-    if data.scale is not None:
-        np.divide(Z[:, :d], data.scale, out=Z[:, :d])
+        np.subtract(flat, space.center[:size], out=flat)
+    if data.inv_scale is not None:
+        np.multiply(flat, space.inv_scale[:size], out=flat)
+    if data.rotation is not None:
+        blas.dtrmm(1.0, data.rotation.T, rows64.T, lower=1, overwrite_b=1)
+    Z[:, :d] = rows64
+
     if plan.before is None:
-        Z[:, d] = 1.0
+        if not space.ones:
+            space.Z[:, d] = 1.0
+            space.ones = True
         np.negative(data.Y[idx], out=Z[:, d + 1 :])
     else:
         np.divide(1.0, plan.before, out=Z[:, d])
+        space.ones = False
         np.multiply(data.Y[idx], -Z[:, d, None], out=Z[:, d + 1 :])
-    return Z
 
 
-def _block_systems(Z3, plan: _ChunkPlan, data: _PassData) -> np.ndarray | None:
-    """Return the blocks' triangular matrices, ``P[b].T`` lower-triangular.
+def _block_systems(Z3, P, outer, plan: _ChunkPlan, data: _PassData) -> None:
+    """Fill ``P`` with the blocks' triangular matrices, ``P[b].T`` lower.
 
     ``P[b][j, t]`` couples row ``t`` to an earlier row ``j``; entries within a
-    mini-batch are zero and the diagonal holds ``c'_t / (g_t c_t)``. None
-    when a block holds a single mini-batch.
+    mini-batch are zero and the diagonal holds ``c'_t / (g_t c_t)``.
     """
     n_blocks, block, _ = Z3.shape
     m, d = data.batch_size, data.X.shape[1]
-    if block <= m:
-        return None
     joint = d + 1 if data.fit_intercept and plan.before is None else d
     part = Z3[:, :, :joint]
-    P = np.matmul(part, part.transpose(0, 2, 1))
+    np.matmul(part, part.transpose(0, 2, 1), out=P)
     if joint == d and data.fit_intercept:
-        P += plan.after.reshape(n_blocks, block, 1) * Z3[:, None, :, d]
+        after = plan.after.reshape(n_blocks, block, 1)
+        np.multiply(after, Z3[:, None, :, d], out=outer)
+        P += outer
     if m > 1:
         batch = np.arange(block) // m
         P *= batch[:, None] < batch[None, :]
 
     diagonal = P.reshape(n_blocks, -1)[:, :: block + 1]
+    scaled = plan.gain if plan.before is None else plan.gain * plan.before
     with np.errstate(divide="ignore"):
-        if plan.before is None:
-            np.divide(1.0, plan.gain.reshape(n_blocks, block), out=diagonal)
-        else:
-            scaled = plan.gain * plan.before
-            np.divide(1.0, scaled.reshape(n_blocks, block), out=diagonal)
-    return P
+        np.divide(1.0, scaled.reshape(n_blocks, block), out=diagonal)
 
 
 def _loop_one_target(w, Z3, P, direct, plan: _ChunkPlan, data: _PassData):
     """Block loop for one target: a product, a triangular solve, a product."""
-    n_blocks, block, _ = Z3.shape
+    n_blocks, block, width = Z3.shape
     d = data.X.shape[1]
     w = w[:, 0]
     joint = d + 1 if data.fit_intercept and plan.before is None else d
     head = w[:joint]
+    change = np.empty(width)
+    change_head = change[:joint]
     separate = data.fit_intercept and joint == d
     after = None if plan.after is None else plan.after.reshape(n_blocks, block)
     Q = np.empty((n_blocks, block))
     shift = np.zeros((d, 1))
-    trsv = blas.dtrsv
-    for b in range(n_blocks):
-        q = Q[b]
-        np.dot(Z3[b], w, out=q)
-        if direct is None:
-            trsv(P[b].T, q, lower=1, overwrite_x=1)
+    PT = None if P is None else P.transpose(0, 2, 1)
+    dot, subtract, multiply, trsv = np.dot, np.subtract, np.multiply, blas.dtrsv
+    if not separate and plan.threshold is None:
+        if PT is None:
+            for Zb, q, scale in zip(Z3, Q, direct):
+                dot(Zb, w, out=q)
+                multiply(q, scale, out=q)
+                dot(q, Zb, out=change)
+                subtract(head, change_head, out=head)
         else:
-            q *= direct[b, :, 0]
-        head -= np.dot(q, Z3[b, :, :joint])
+            for Zb, q, Pb in zip(Z3, Q, PT):
+                dot(Zb, w, out=q)
+                trsv(Pb, q, lower=1, overwrite_x=1)
+                dot(q, Zb, out=change)
+                subtract(head, change_head, out=head)
+        return Q.reshape(-1, 1), shift
+    if separate and plan.threshold is None:
+        for b, (Zb, q, a) in enumerate(zip(Z3, Q, after)):
+            dot(Zb, w, out=q)
+            if PT is None:
+                multiply(q, direct[b], out=q)
+            else:
+                trsv(PT[b], q, lower=1, overwrite_x=1)
+            dot(q, Zb, out=change)
+            subtract(head, change_head, out=head)
+            w[d] -= dot(a, q)
+        return Q.reshape(-1, 1), shift
+    for b in range(n_blocks):
+        Zb, q = Z3[b], Q[b]
+        dot(Zb, w, out=q)
+        if PT is None:
+            multiply(q, direct[b], out=q)
+        else:
+            trsv(PT[b], q, lower=1, overwrite_x=1)
+        dot(q, Zb, out=change)
+        subtract(head, change_head, out=head)
         if separate:
-            w[d] -= np.dot(after[b], q)
+            w[d] -= dot(after[b], q)
         if plan.threshold is not None:
             shift[:, 0] += _soft_threshold(w[:d], plan.threshold[b], plan, b)
     return Q.reshape(-1, 1), shift
@@ -606,10 +804,10 @@ def _loop_targets(w, Z3, P, direct, plan: _ChunkPlan, data: _PassData):
     for b in range(n_blocks):
         q = Q[b]
         np.dot(w.T, Z3[b].T, out=q)
-        if direct is None:
-            trsm(1.0, P[b].T, q.T, lower=1, overwrite_b=1)
+        if P is None:
+            q *= direct[b]
         else:
-            q *= direct[b, :, 0]
+            trsm(1.0, P[b].T, q.T, lower=1, overwrite_b=1)
         head -= np.dot(Z3[b, :, :joint].T, q.T)
         if separate:
             w[d] -= np.dot(q, after[b])

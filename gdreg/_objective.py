@@ -33,12 +33,17 @@ class Quadratic:
 
     l2 : ndarray of shape (n_features,)
         Per-coordinate L2 strengths.
+
+    unit : float, default=1.0
+        Factor from objective values here to the units the user sees;
+        solvers multiply reported values by it.
     """
 
-    def __init__(self, design, y, weights, l2):
+    def __init__(self, design, y, weights, l2, unit=1.0):
         self.design = design
         self.weights = weights
         self.l2 = l2
+        self.unit = unit
         self.n_hvp = 0
         weighted_y = self._weigh(y.copy())
         self.c = design.rmatvec(weighted_y)

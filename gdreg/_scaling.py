@@ -44,55 +44,102 @@ def feature_statistics(X, sample_weight, *, fit_intercept, l2):
         (after centring) and unpenalised get 0, which removes them from the
         problem and gives them a zero coefficient.
     """
-    mean, var = weighted_moments(X, sample_weight)
+    mean, std = weighted_moments(X, sample_weight)
     return internal_coordinates(
-        mean, var, fit_intercept=fit_intercept, l2=l2, dtype=X.dtype
+        mean, std, fit_intercept=fit_intercept, l2=l2, dtype=X.dtype
     )
 
 
 def weighted_moments(X, sample_weight):
-    """Weighted column means and variances of ``X`` in float64, no copy of X."""
+    """Weighted column means and standard deviations of ``X``, in float64.
+
+    The direct computation squares the data; when that could overflow or
+    lose precision (values beyond about 1e150 or below 1e-140), each column
+    is first divided by its largest magnitude. Dense ``X`` is read a chunk
+    of rows at a time and never copied.
+    """
     weights = sample_weight / sample_weight.sum(dtype=np.float64)
+    unit = np.ones(X.shape[1])
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        mean, var = _moments(X, weights, unit)
+    if _needs_rescaling(mean, var):
+        unit = _column_magnitude(X)
+        mean, var = _moments(X, weights, unit)
+    return mean * unit, np.sqrt(var) * unit
+
+
+def _moments(X, weights, unit):
+    """Weighted mean and variance of ``X / unit`` per column."""
     if sp.issparse(X):
-        mean, var = mean_variance_axis(X, axis=0, weights=weights)
+        scaled = X if np.all(unit == 1) else X @ sp.diags(1.0 / unit)
+        scaled = sp.csr_matrix(scaled)
+        mean, var = mean_variance_axis(
+            scaled, axis=0, weights=weights.astype(scaled.dtype)
+        )
         return mean.astype(np.float64), var.astype(np.float64)
-    mean = _dense_mean(X, weights)
-    return mean, _dense_centred_mean_square(X, weights, mean)
+    mean = _dense_mean(X, weights, unit)
+    return mean, _dense_centred_mean_square(X, weights, mean, unit)
 
 
-def internal_coordinates(mean, var, *, fit_intercept, l2, dtype):
-    """Centre and inverse scale from feature means and variances.
+def _needs_rescaling(mean, var):
+    size = np.abs(mean)
+    with np.errstate(over="ignore"):
+        return bool(
+            np.any(~np.isfinite(var))
+            or np.any(size > 1e150)
+            or np.any((size > 0) & (size < 1e-140))
+            or np.any((var > 0) & (var < 1e-280))
+        )
 
-    See :func:`feature_statistics` for their meaning.
+
+def _column_magnitude(X):
+    """Largest absolute value per column, 1 for all-zero columns."""
+    if sp.issparse(X):
+        magnitude = abs(X).max(axis=0).toarray().ravel()
+    else:
+        magnitude = np.zeros(X.shape[1])
+        for rows in _row_chunks(X):
+            np.maximum(magnitude, np.abs(X[rows]).max(axis=0), out=magnitude)
+    magnitude = magnitude.astype(np.float64)
+    magnitude[~(magnitude > 0)] = 1.0
+    return magnitude
+
+
+def internal_coordinates(mean, std, *, fit_intercept, l2, dtype):
+    """Centre and inverse scale from feature means and standard deviations.
+
+    See :func:`feature_statistics` for their meaning. Norms are formed with
+    ``hypot`` so that no square overflows.
     """
     if fit_intercept:
         center = mean
-        mean_square = var
+        spread = std
     else:
         center = np.zeros_like(mean)
-        mean_square = var + mean**2
-    constant = mean_square <= _constant_threshold(mean, dtype)
-    diag = np.where(constant, 0.0, mean_square) + l2
+        spread = np.hypot(std, mean)
+    constant = spread <= 10 * np.finfo(dtype).eps * np.abs(mean)
+    diag_root = np.hypot(np.where(constant, 0.0, spread), np.sqrt(l2))
     with np.errstate(divide="ignore"):
-        inv_scale = np.where(diag > 0, 1.0 / np.sqrt(diag), 0.0)
+        inv_scale = np.where(diag_root > 0, 1.0 / diag_root, 0.0)
     return center.astype(dtype, copy=False), inv_scale.astype(dtype, copy=False)
 
 
-def _dense_mean(X, weights):
-    """Weighted column means of dense X in float64, without copying X."""
-    if X.dtype == np.float64:
+def _dense_mean(X, weights, unit):
+    """Weighted column means of ``X / unit``, without copying ``X``."""
+    if X.dtype == np.float64 and np.all(unit == 1):
         return weights @ X
     total = np.zeros(X.shape[1], dtype=np.float64)
     for rows in _row_chunks(X):
-        total += weights[rows] @ X[rows].astype(np.float64)
+        total += weights[rows] @ (X[rows] / unit)
     return total
 
 
-def _dense_centred_mean_square(X, weights, mean):
-    """Weighted mean of ``(X - mean) ** 2`` per column, in row chunks."""
+def _dense_centred_mean_square(X, weights, mean, unit):
+    """Weighted mean of ``(X / unit - mean) ** 2`` per column."""
     total = np.zeros(X.shape[1], dtype=np.float64)
     for rows in _row_chunks(X):
-        block = X[rows] - mean
+        block = X[rows] / unit
+        block -= mean
         np.square(block, out=block)
         total += weights[rows] @ block
     return total
@@ -103,12 +150,6 @@ def _row_chunks(X):
     n_samples, n_features = X.shape
     step = max(1, _CHUNK_ELEMENTS // max(n_features, 1))
     return [slice(start, start + step) for start in range(0, n_samples, step)]
-
-
-def _constant_threshold(mean, dtype):
-    """Mean square below which a feature counts as constant up to rounding."""
-    eps = np.finfo(dtype).eps
-    return (10 * eps * np.abs(mean)) ** 2
 
 
 class ScaledDesign:
@@ -151,9 +192,14 @@ class ScaledDesign:
         return out
 
     def to_user_units(self, V, intercept):
-        """Map internal coefficients to ``coef`` and ``intercept`` of ``X``."""
-        coef = V * _column(self.inv_scale, V)
-        intercept = intercept - self.center @ coef
+        """Map internal coefficients to ``coef`` and ``intercept`` of ``X``.
+
+        A coefficient beyond the floating-point range comes out infinite,
+        for the caller to report.
+        """
+        with np.errstate(over="ignore", invalid="ignore"):
+            coef = V * _column(self.inv_scale, V)
+            intercept = intercept - self.center @ coef
         return coef, intercept
 
     def to_internal_units(self, coef, intercept):
@@ -171,15 +217,18 @@ def _column(v, like):
 
 
 def merge_moments(first, second):
-    """Combine ``(weight_sum, mean, var)`` of two sets of rows into one."""
-    w1, m1, v1 = first
-    w2, m2, v2 = second
+    """Combine ``(weight_sum, mean, std)`` of two sets of rows into one."""
+    w1, m1, s1 = first
+    w2, m2, s2 = second
     total = w1 + w2
     share = w2 / total
     delta = m2 - m1
     mean = m1 + share * delta
-    var = (1 - share) * v1 + share * v2 + share * (1 - share) * delta**2
-    return total, mean, var
+    unit = np.maximum(np.maximum(s1, s2), np.abs(delta))
+    unit[~(unit > 0)] = 1.0
+    var = (1 - share) * (s1 / unit) ** 2 + share * (s2 / unit) ** 2
+    var += share * (1 - share) * (delta / unit) ** 2
+    return total, mean, np.sqrt(var) * unit
 
 
 def row_norms_sq(X, center, inv_scale, rotation=None):

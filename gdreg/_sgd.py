@@ -293,7 +293,7 @@ class SGDLinearRegressor(BaseGDRegressor):
             X, y, sample_weight = self._validate_fit_data(
                 X, y, sample_weight, reset=not warm
             )
-            rng = check_random_state(self.random_state)
+            rng = _random_state(self.random_state)
             train, validation = self._split(X.shape[0], rng)
             X_train, y_train, w_train = _take(X, y, sample_weight, train)
             self._moments = (
@@ -369,7 +369,7 @@ class SGDLinearRegressor(BaseGDRegressor):
         n_features = self.n_features_in_
         self.coef_ = np.zeros(y.shape[1:] + (n_features,), dtype=y.dtype)
         if self.fit_intercept:
-            intercept = np.average(y, axis=0, weights=sample_weight)
+            intercept = np.average(y.astype(np.float64), axis=0, weights=sample_weight)
         else:
             intercept = np.zeros(y.shape[1:])
         self.intercept_ = np.asarray(intercept, dtype=y.dtype)[()]
@@ -403,12 +403,13 @@ class SGDLinearRegressor(BaseGDRegressor):
             return InverseScalingSchedule(self.eta0, self.power_t)
         return AdaptiveSchedule(self.eta0, self.n_iter_no_change, factor=5.0)
 
-    def _internal_problem(self, X, sample_weight, whiten):
+    def _internal_problem(self, X, y, sample_weight, whiten):
         """Scaling, penalty strengths and step weights in internal units."""
         l1, l2 = self._penalty_strengths()
-        _, mean, var = self._moments
+        y_scale = _target_scale(y, sample_weight)
+        _, mean, std = self._moments
         center, inv_scale = internal_coordinates(
-            mean, var, fit_intercept=self.fit_intercept, l2=l2, dtype=np.float64
+            mean, std, fit_intercept=self.fit_intercept, l2=l2, dtype=np.float64
         )
         with np.errstate(divide="ignore"):
             scale = np.where(inv_scale > 0, 1.0 / inv_scale, np.inf)
@@ -421,22 +422,26 @@ class SGDLinearRegressor(BaseGDRegressor):
             inv_scale=inv_scale,
             scale=scale,
             l2=l2 * inv_scale**2,
-            l1=(l1 * inv_scale) if l1 > 0 else None,
+            l1=(l1 / y_scale * inv_scale) if l1 > 0 else None,
             steps_weight=None if uniform else sample_weight / sample_weight.mean(),
             rotation=rotation,
+            y_scale=y_scale,
         )
 
     def _run(self, X, y, sample_weight, rng, max_epochs, validation, X_all, y_all,
              partial=False):  # fmt: skip
         """Run up to ``max_epochs`` epochs from the current coefficients."""
-        internal = self._internal_problem(X, sample_weight, whiten=not partial)
+        internal = self._internal_problem(X, y, sample_weight, whiten=not partial)
         V, b = internal.to_internal(self._last_coef, self._last_intercept)
+        y = y.astype(np.float64) / internal.y_scale
 
         bound = self._stable_step(X, internal)
-        if not (partial and hasattr(self, "_schedule_")):
+        settings = (self.learning_rate, self.eta0, self.power_t, self.batch_size)
+        if not (partial and getattr(self, "_schedule_settings", None) == settings):
             self._schedule_ = self._schedule(bound, internal)
+            self._schedule_settings = settings
         self._schedule_.cap(bound)
-        reference = _trivial_loss(y, sample_weight)
+        reference = _trivial_loss(y, sample_weight, self.fit_intercept)
         uniform_l2 = np.ptp(internal.l2) <= 1e-12 * max(internal.l2.max(), 1e-300)
 
         n_samples = X.shape[0]
@@ -465,7 +470,7 @@ class SGDLinearRegressor(BaseGDRegressor):
             V, b = result.coef, result.intercept
             loss = 0.5 * result.sq_loss / n_samples + internal.penalty(V)
             self._check_divergence(loss, reference, epoch + 1, bound)
-            loss_curve.append(loss)
+            loss_curve.append(_times(_times(loss, internal.y_scale), internal.y_scale))
             self._last_coef, self._last_intercept = internal.to_user(V, b)
             if self.average:
                 self._accumulate(internal, result, n_updates)
@@ -531,17 +536,32 @@ class SGDLinearRegressor(BaseGDRegressor):
             norms *= internal.steps_weight
         m = min(self.batch_size, norms.size)
         largest = np.partition(norms, norms.size - m)[norms.size - m :]
-        curvature = largest.mean() + internal.l2.max(initial=0)
-        return 1.0 / curvature if curvature > 0 else 1.0
+        l2 = internal.l2.max(initial=0)
+        curvature = largest.mean() + l2
+        bound = 1.0 / curvature if curvature > 0 else 1.0
+        # The L2 part alone shrinks by (1 - step * l2) per update, which must
+        # stay positive for the blocked updates; only degenerate data (all
+        # rows at the centre) come near it.
+        return min(bound, 0.5 / l2) if l2 > 0 else bound
 
     def _check_divergence(self, loss, reference, epoch, bound):
-        if np.isfinite(loss) and loss <= 1e4 * max(reference, np.finfo(float).tiny):
+        """Raise if the epoch's loss is not finite or far above a trivial
+        model's."""
+        if np.isfinite(loss) and loss <= 1e4 * reference:
             return
+        name = type(self).__name__
+        if self.learning_rate == "auto":
+            raise FloatingPointError(
+                f"{name} met non-finite values in epoch {epoch} although its "
+                "steps cannot diverge: the data likely hold values near the "
+                "limit of their floating-point type. Rescale X and y, or pass "
+                "them as float64."
+            )
         raise ValueError(
-            f"{type(self).__name__} diverged: the loss reached {loss:.4g} in epoch "
-            f"{epoch}, against {reference:.4g} for predicting the mean. The step "
-            f"size of learning_rate={self.learning_rate!r} with eta0={self.eta0} is "
-            f"too large for this data; steps up to {bound:.3g} cannot diverge here. "
+            f"{name} diverged: the loss reached {loss / reference:.4g} times that "
+            f"of a constant prediction in epoch {epoch}. The step size of "
+            f"learning_rate={self.learning_rate!r} with eta0={self.eta0} is too "
+            f"large for this data; steps up to {bound:.3g} cannot diverge here. "
             "Lower eta0, or use learning_rate='auto'."
         )
 
@@ -576,7 +596,9 @@ class _Internal:
     coefficients ``u`` give ``coef = inv_scale * (R @ u)``.
     """
 
-    def __init__(self, center, inv_scale, scale, l2, l1, steps_weight, rotation):
+    def __init__(
+        self, center, inv_scale, scale, l2, l1, steps_weight, rotation, y_scale
+    ):
         self.center = center
         self.inv_scale = inv_scale
         self.scale = scale
@@ -584,11 +606,13 @@ class _Internal:
         self.l1 = l1
         self.steps_weight = steps_weight
         self.rotation, self.unrotation = rotation or (None, None)
+        self.y_scale = y_scale
 
     def to_internal(self, coef, intercept):
         """``coef_``-shaped coefficients in X's units to internal ``(V, b)``."""
-        coef = np.asarray(coef, dtype=np.float64).T
-        intercept = np.asarray(intercept, dtype=np.float64) + self.center @ coef
+        coef = np.asarray(coef, dtype=np.float64).T / self.y_scale
+        intercept = np.asarray(intercept, dtype=np.float64) / self.y_scale
+        intercept = intercept + self.center @ coef
         scale = np.where(np.isfinite(self.scale), self.scale, 0.0)
         V = coef * _rows(scale, coef)
         if self.unrotation is not None:
@@ -599,8 +623,11 @@ class _Internal:
         """Internal ``(V, b)`` to ``coef_``-shaped coefficients and intercept."""
         if self.rotation is not None:
             V = self.rotation @ V
-        coef = V * _rows(self.inv_scale, V)
-        return coef.T.copy(), np.asarray(b - self.center @ coef)
+        with np.errstate(over="ignore", invalid="ignore"):
+            coef = V * _rows(self.inv_scale, V)
+            intercept = (b - self.center @ coef) * self.y_scale
+            coef = coef * self.y_scale
+        return coef.T.copy(), np.asarray(intercept)
 
     def penalty(self, V):
         """The penalty's value; a rotation is only used without one."""
@@ -615,6 +642,14 @@ def _partial_fit_rng(random_state, t):
     yet different from call to call."""
     if isinstance(random_state, Integral):
         return np.random.RandomState((random_state + t) % 2**32)
+    return _random_state(random_state)
+
+
+def _random_state(random_state):
+    """A RandomState for ``random_state``; None draws fresh entropy from the
+    operating system instead of advancing NumPy's global generator."""
+    if random_state is None:
+        return np.random.RandomState(np.random.SeedSequence().generate_state(1)[0])
     return check_random_state(random_state)
 
 
@@ -628,12 +663,30 @@ def _take(X, y, sample_weight, rows):
     return X[rows], y[rows], sample_weight[rows]
 
 
-def _trivial_loss(y, sample_weight):
-    """Half the weighted variance of the targets: the loss of the mean."""
+def _target_scale(y, sample_weight):
+    """Largest deviation of the targets from their mean, or 1 if none."""
+    y = y.astype(np.float64)
     mean = np.average(y, axis=0, weights=sample_weight)
-    return 0.5 * float(
-        np.sum(np.average((y - mean) ** 2, axis=0, weights=sample_weight))
-    )
+    with np.errstate(over="ignore"):
+        scale = float(np.max(np.abs(y - mean), initial=0.0))
+    return scale if 0 < scale < np.inf else 1.0
+
+
+def _times(value, factor):
+    """``value * factor``, infinite rather than a warning on overflow."""
+    with np.errstate(over="ignore"):
+        return float(np.float64(value) * factor)
+
+
+def _trivial_loss(y, sample_weight, fit_intercept):
+    """The loss of predicting the mean target (zero without an intercept).
+
+    ``y`` is scaled to order one, so a floor of 1e-20 only matters for
+    constant targets, whose loss stays at rounding level.
+    """
+    mean = np.average(y, axis=0, weights=sample_weight) if fit_intercept else 0.0
+    loss = np.sum(np.average((y - mean) ** 2, axis=0, weights=sample_weight))
+    return max(0.5 * float(loss), 1e-20)
 
 
 class _LoopResult:

@@ -39,8 +39,9 @@ class DivergenceError(ArithmeticError):
 class _Monitor:
     """Track the stopping criterion, the loss curve and verbose output."""
 
-    def __init__(self, c, S0, tol, report):
+    def __init__(self, c, S0, tol, report, unit=1.0):
         at_zero, at_start = _column_norm(c), _column_norm(S0)
+        self.unit = unit
         self.reference = np.where(at_zero > 0, at_zero, at_start)
         self.tol = tol
         self.report = report
@@ -58,7 +59,7 @@ class _Monitor:
 
     def record(self, objective, S, step):
         self.grad_ratio = self._ratio(S)
-        self.loss_curve.append(float(np.sum(objective)))
+        self.loss_curve.append(float(np.sum(objective)) * self.unit)
         if self.report is not None:
             self.report(
                 len(self.loss_curve), self.loss_curve[-1], step, self.grad_ratio
@@ -124,7 +125,7 @@ def solve_cg(quad, V0, *, tol: float, max_iter: int, report=None) -> SolverResul
     """
     V = V0.copy()
     G = quad.gradient(_start(quad, V))
-    monitor = _Monitor(quad.c, G, tol, report)
+    monitor = _Monitor(quad.c, G, tol, report, quad.unit)
     P = -G
     gg = np.sum(G * G, axis=0)
     while not monitor.done() and len(monitor.loss_curve) < max_iter:
@@ -210,7 +211,7 @@ def solve_proximal_gradient(
     HX = _start(quad, X_prev)
     f_start = quad.value(X_prev, HX) + l1_value(X_prev, l1)
     S0 = min_norm_subgradient(X_prev, quad.gradient(HX), l1)
-    monitor = _Monitor(quad.c, S0, tol, report)
+    monitor = _Monitor(quad.c, S0, tol, report, quad.unit)
     Y, HY = X_prev, HX
     steps = np.full(np.shape(quad.yy), 1.0 if step is None else step, V0.dtype)
     t = np.ones(np.shape(quad.yy))

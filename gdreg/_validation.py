@@ -4,6 +4,7 @@ This module is the one place where gdreg imports scikit-learn's private
 helpers, so that a change in scikit-learn's internals touches one file.
 """
 
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -12,7 +13,7 @@ from sklearn.utils._param_validation import (
     StrOptions,
     validate_parameter_constraints,
 )
-from sklearn.utils.validation import _check_sample_weight
+from sklearn.utils.validation import _check_sample_weight, check_array
 
 __all__ = [
     "Integral",
@@ -22,7 +23,53 @@ __all__ = [
     "check_parameters",
     "check_sample_weight",
     "check_finite_result",
+    "check_target",
+    "naming_input",
 ]
+
+_WHAT_IS_ALLOWED = {
+    "X": "a 2-D array or sparse matrix of finite real numbers, one row per sample",
+    "y": "a 1-D or 2-D array of finite real numbers, one row per sample",
+}
+
+
+@contextmanager
+def naming_input(name):
+    """Make errors raised while checking an input name it and say what is
+    allowed, keeping the original message and exception type."""
+    try:
+        yield
+    except (TypeError, ValueError) as exc:
+        message = str(exc)
+        if message.startswith(f"{name} ") or "features, but" in message:
+            raise
+        raise type(exc)(
+            f"{name} is not valid input: {message.rstrip('.')}. {name} must be "
+            f"{_WHAT_IS_ALLOWED[name]}."
+        ) from exc
+
+
+def check_target(y, X):
+    """Check the targets ``y`` against ``X``; return them in ``X``'s dtype."""
+    if y is None:
+        raise ValueError(
+            "This regressor requires y to be passed, but the target y is None; "
+            "pass one target value (or row of targets) per row of X."
+        )
+    with naming_input("y"):
+        y = check_array(
+            y,
+            ensure_2d=False,
+            dtype=X.dtype,
+            input_name="y",
+            ensure_min_samples=0,
+        )
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"X has {X.shape[0]} samples but y has {y.shape[0]}; pass one target "
+            "value (or row of targets) per row of X."
+        )
+    return y
 
 
 def check_parameters(estimator) -> None:

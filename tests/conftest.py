@@ -9,6 +9,13 @@ os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# Property tests run a bounded number of examples by default, so the suite
+# stays fast in CI; HYPOTHESIS_PROFILE=fuzz runs many more, on demand.
+settings.register_profile("ci", max_examples=25, deadline=None)
+settings.register_profile("fuzz", max_examples=2000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture

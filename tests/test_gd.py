@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
@@ -304,7 +304,6 @@ def test_in_pipeline_and_grid_search(regression_data):
     assert search.score(X, y) > 0.9
 
 
-@settings(max_examples=30, deadline=None)
 @given(
     column=st.integers(0, 3),
     factor=st.floats(1e-3, 1e3).filter(lambda c: abs(c - 1) > 1e-3),
@@ -322,7 +321,6 @@ def test_scaling_a_feature_divides_its_coefficient(column, factor, seed):
     assert_allclose(scaled.intercept_, reg.intercept_, rtol=1e-7)
 
 
-@settings(max_examples=30, deadline=None)
 @given(
     weights=st.lists(st.integers(0, 4), min_size=12, max_size=12).filter(
         lambda w: sum(1 for v in w if v > 0) >= 5
@@ -342,7 +340,6 @@ def test_integer_weights_equal_repeated_rows(weights, penalty, seed):
     assert_allclose(weighted.intercept_, repeated.intercept_, rtol=1e-7, atol=1e-9)
 
 
-@settings(max_examples=40, deadline=None)
 @given(
     n_samples=st.integers(2, 30),
     n_features=st.integers(1, 6),

@@ -85,10 +85,10 @@ def test_merged_moments_equal_moments_of_all_rows(rng):
     merged = parts[0]
     for part in parts[1:]:
         merged = merge_moments(merged, part)
-    mean, var = weighted_moments(X, weights)
+    mean, std = weighted_moments(X, weights)
     assert_allclose(merged[0], weights.sum())
     assert_allclose(merged[1], mean, rtol=1e-12)
-    assert_allclose(merged[2], var, rtol=1e-12)
+    assert_allclose(merged[2], std, rtol=1e-12)
 
 
 @pytest.mark.parametrize("sparse", [False, True])
@@ -101,3 +101,20 @@ def test_row_norms_equal_explicit_computation(rng, sparse):
     expected = np.sum(((X - center) * inv_scale) ** 2, axis=1)
     data = sp.csr_matrix(X) if sparse else X
     assert_allclose(row_norms_sq(data, center, inv_scale), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("magnitude", [1e-200, 1e-150, 1e150, 1e250])
+def test_moments_of_extreme_magnitudes(rng, sparse, magnitude):
+    from gdreg._scaling import weighted_moments
+
+    base = rng.standard_normal((40, 2)) + [3.0, 0.0]
+    X = base * [magnitude, 1.0]
+    weights = rng.uniform(0.5, 2.0, 40)
+    mean, std = weighted_moments(sp.csr_matrix(X) if sparse else X, weights)
+    expected_mean = np.average(base, axis=0, weights=weights)
+    expected_std = np.sqrt(
+        np.average((base - expected_mean) ** 2, axis=0, weights=weights)
+    )
+    assert_allclose(mean / [magnitude, 1.0], expected_mean, rtol=1e-12)
+    assert_allclose(std / [magnitude, 1.0], expected_std, rtol=1e-12)

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
@@ -271,7 +271,6 @@ def test_weighted_sgd_reaches_the_weighted_minimum(badly_scaled_data, rng):
     assert objective(sgd) <= objective(gd) * (1 + 1e-4)
 
 
-@settings(max_examples=25, deadline=None)
 @given(
     n_samples=st.integers(2, 40),
     n_features=st.integers(1, 5),
