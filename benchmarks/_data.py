@@ -32,7 +32,9 @@ def read_csv_gz(path):
         rows = [[float(value) for value in row] for row in reader if row]
 
     if header[-1] != "target":
-        raise ValueError(f"{path}: the last column must be 'target'; got {header[-1]!r}")
+        raise ValueError(
+            f"{path}: the last column must be 'target'; got {header[-1]!r}"
+        )
     values = np.asarray(rows, dtype=np.float64)
     if values.ndim != 2 or values.shape[1] != len(header):
         raise ValueError(f"{path}: rows do not match the header width {len(header)}")
@@ -120,7 +122,9 @@ def make_badly_scaled(n_samples=3000, random_state=0):
     offsets = rng.choice([0.0, 1.0, 1e3], size=Z.shape[1]) * scales
     X = Z * scales + offsets
 
-    w_standardised = rng.uniform(0.5, 2.0, size=Z.shape[1]) * rng.choice([-1, 1], Z.shape[1])
+    w_standardised = rng.uniform(0.5, 2.0, size=Z.shape[1]) * rng.choice(
+        [-1, 1], Z.shape[1]
+    )
     y = Z @ w_standardised + 3.0 + 0.5 * rng.standard_normal(n_samples)
     return Dataset(
         name="synthetic_badly_scaled",
@@ -196,6 +200,8 @@ def collect(data_dir=None, openml=None, fallbacks=False, only=None):
         wanted = set(only)
         missing = wanted - {d.name for d in datasets}
         if missing:
-            raise SystemExit(f"error: unknown data set(s): {', '.join(sorted(missing))}")
+            raise SystemExit(
+                f"error: unknown data set(s): {', '.join(sorted(missing))}"
+            )
         datasets = [d for d in datasets if d.name in wanted]
     return datasets, notes

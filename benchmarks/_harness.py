@@ -11,7 +11,7 @@ from _methods import REFERENCE, final_step
 from sklearn.model_selection import train_test_split
 
 
-class FitTimeout(Exception):
+class FitTimeoutError(Exception):
     """Raised inside a fit that exceeded its time limit."""
 
 
@@ -28,7 +28,7 @@ def time_limit(seconds):
         return
 
     def _interrupt(signum, frame):
-        raise FitTimeout(f"fit stopped after the time limit of {seconds:g} s")
+        raise FitTimeoutError(f"fit stopped after the time limit of {seconds:g} s")
 
     previous = signal.signal(signal.SIGALRM, _interrupt)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -95,7 +95,10 @@ def evaluate(estimator, error, caught, X_test, y_test):
     n_iter = getattr(step, "n_iter_", None)
     if n_iter is not None:
         row["n_iter"] = int(np.max(n_iter))
-    parts = [np.ravel(getattr(step, "coef_", [])), np.ravel(getattr(step, "intercept_", 0))]
+    parts = [
+        np.ravel(getattr(step, "coef_", [])),
+        np.ravel(getattr(step, "intercept_", 0)),
+    ]
     coef_finite = all(np.all(np.isfinite(np.asarray(p, dtype=float))) for p in parts)
     prediction = safe_predict(estimator, X_test)
     if prediction is None:
@@ -122,15 +125,22 @@ def run_dataset(dataset, methods, n_splits, repeats, timeout, log):
         results = {}
         for repeat in range(repeats):
             for method in methods:
-                if method.name in results and results[method.name]["status"] == "raised":
+                if (
+                    method.name in results
+                    and results[method.name]["status"] == "raised"
+                ):
                     continue
                 estimator = method.make(seed=split)
                 seconds, error, caught = timed_fit(estimator, X_train, y_train, timeout)
                 times[method.name].append(seconds)
                 if repeat == 0:
-                    results[method.name] = evaluate(estimator, error, caught, X_test, y_test)
+                    results[method.name] = evaluate(
+                        estimator, error, caught, X_test, y_test
+                    )
 
-        reference = float(np.median(times[REFERENCE])) if times.get(REFERENCE) else np.nan
+        reference = (
+            float(np.median(times[REFERENCE])) if times.get(REFERENCE) else np.nan
+        )
         for method in methods:
             seconds = float(np.median(times[method.name]))
             row = {

@@ -61,7 +61,12 @@ def _scaled_sgd(seed=None):
 def available_methods():
     """Return ``(methods, notes)``; missing gdreg classes are left out and noted."""
     methods = [
-        Method(REFERENCE, partial(_build, LinearRegression), "sklearn", "LinearRegression()"),
+        Method(
+            REFERENCE,
+            partial(_build, LinearRegression),
+            "sklearn",
+            "LinearRegression()",
+        ),
         Method(
             "SGDRegressor(raw)",
             partial(_build, SGDRegressor),
@@ -91,7 +96,9 @@ def available_methods():
             continue
         args = ", ".join(f"{key}={value!r}" for key, value in params.items())
         methods.append(
-            Method(name, partial(_build, cls, **params), "gdreg", f"{class_name}({args})")
+            Method(
+                name, partial(_build, cls, **params), "gdreg", f"{class_name}({args})"
+            )
         )
     return methods, notes
 

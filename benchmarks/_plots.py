@@ -34,7 +34,9 @@ def _pyplot():
 def convergence_figure(result, path):
     """Gap to the exact minimum against seconds (left) and passes (right)."""
     plt = _pyplot()
-    fig, (ax_time, ax_pass) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    fig, (ax_time, ax_pass) = plt.subplots(
+        1, 2, figsize=(13, 4.2), constrained_layout=True
+    )
     for name, trace in result["traces"].items():
         if "gap" not in trace:
             continue
@@ -53,13 +55,17 @@ def convergence_figure(result, path):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.grid(True, which="major", alpha=0.3)
-        if np.isfinite(excess) and excess > 1e-16:
-            ax.axhline(excess, color="black", ls=":", lw=1.2, label="LinearRegression (raw)")
+        if np.isfinite(excess) and excess > 1e-9:
+            ax.axhline(
+                excess, color="black", ls=":", lw=1.2, label="LinearRegression (raw)"
+            )
         ax.axhline(1e-6, color="0.6", ls="--", lw=0.8)
     ax_time.set_xlabel("wall time (s)")
     ax_pass.set_xlabel("passes over the training data (iterations or epochs)")
     ax_time.set_ylabel("(objective − minimum) / minimum")
-    ax_pass.legend(fontsize=8, loc="best")
+    fig.legend(
+        *ax_pass.get_legend_handles_labels(), loc="outside right center", fontsize=8
+    )
     fig.suptitle(
         f"{result['dataset']}: training objective gap (n_train={result['n_train']}); "
         "dashed line at 1e-6"
@@ -78,7 +84,11 @@ def summary_figure(summary, methods_order, path, tolerance=2e-3):
     x = np.arange(len(datasets))
 
     fig, (ax_r2, ax_time) = plt.subplots(
-        2, 1, figsize=(max(8, 1.0 * len(datasets) + 3), 8), sharex=True, constrained_layout=True
+        2,
+        1,
+        figsize=(max(8, 1.0 * len(datasets) + 3), 8),
+        sharex=True,
+        constrained_layout=True,
     )
     linthresh = 1e-4
     floor = -1e3
@@ -95,19 +105,27 @@ def summary_figure(summary, methods_order, path, tolerance=2e-3):
         ax_r2.scatter(offset, shown, s=36, label=method, **style)
         missing = ~np.isfinite(diffs)
         if missing.any():
-            ax_r2.scatter(offset[missing], np.full(missing.sum(), floor), s=60, c="red", marker="x")
+            ax_r2.scatter(
+                offset[missing],
+                np.full(missing.sum(), floor),
+                s=60,
+                c="red",
+                marker="x",
+            )
         ax_time.scatter(offset, ratios, s=36, **style)
 
     ax_r2.set_yscale("symlog", linthresh=linthresh)
     ax_r2.axhspan(-tolerance, tolerance, color="green", alpha=0.12, lw=0)
     ax_r2.axhline(0, color="black", lw=0.8)
     ax_r2.set_ylim(floor * 2, 1)
-    ax_r2.set_ylabel(f"mean test R² − LinearRegression's\n(symlog, linear within ±{linthresh:g})")
+    ax_r2.set_ylabel(
+        f"mean test R² − LinearRegression's\n(symlog, linear within ±{linthresh:g})"
+    )
     ax_r2.set_title(
         f"Green band: within ±{tolerance:g} of LinearRegression. "
         f"Clipped at {floor:g}; red × = no finite score."
     )
-    ax_r2.legend(fontsize=8, ncol=3, loc="lower left")
+    fig.legend(loc="outside upper center", ncol=min(len(methods), 6), fontsize=9)
     ax_time.set_yscale("log")
     ax_time.axhline(1, color="black", lw=0.8)
     ax_time.set_ylabel("fit time / LinearRegression's\n(median over splits, log)")

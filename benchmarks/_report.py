@@ -55,6 +55,7 @@ def environment(gdreg_note):
         ("gdreg", gdreg_note),
         ("cpu", f"{cpu_model()} ({_cpu_count()} logical CPUs)"),
         ("platform", platform.platform()),
+        ("load average at report time", _load_average()),
     ]
     try:
         from threadpoolctl import threadpool_info
@@ -64,13 +65,23 @@ def environment(gdreg_note):
                 (
                     f"threadpool {pool.get('user_api')}",
                     f"{pool.get('internal_api')} {pool.get('version')} "
-                    f"({pool.get('architecture', '')}, {pool.get('num_threads')} threads, "
+                    f"({pool.get('architecture', '')}, "
+                    f"{pool.get('num_threads')} threads, "
                     f"{pool.get('threading_layer', '')})",
                 )
             )
     except ImportError:
         pairs.append(("threadpools", "threadpoolctl not installed"))
     return pairs
+
+
+def _load_average():
+    import os
+
+    try:
+        return " / ".join(f"{value:.2f}" for value in os.getloadavg()) + " (1/5/15 min)"
+    except OSError:
+        return "n/a"
 
 
 def _cpu_count():
@@ -142,11 +153,15 @@ def _fmt(value, spec):
     return format(value, spec)
 
 
+def _short(value):
+    return f"{value:.4f}" if abs(value) < 1e3 else f"{value:.3g}"
+
+
 def _r2_text(entry):
     if np.isfinite(entry["r2_mean"]):
-        return f"{entry['r2_mean']:.4f} ± {entry['r2_std']:.4f}"
+        return f"{_short(entry['r2_mean'])} ± {_short(entry['r2_std'])}"
     if np.isfinite(entry["r2_mean_finite"]):
-        return f"{entry['r2_mean_finite']:.4f} (finite splits only)"
+        return f"{_short(entry['r2_mean_finite'])} (finite splits only)"
     return "n/a"
 
 
@@ -162,7 +177,9 @@ def summary_table(summary, methods_order):
         "| time ratio to LR (median) | fit ms (median) | n_iter (median) | status |",
         "|---|---|---|---:|---|---:|---:|---:|---|",
     ]
-    for entry in sorted(summary, key=lambda e: (e["dataset"], order.get(e["method"], 99))):
+    for entry in sorted(
+        summary, key=lambda e: (e["dataset"], order.get(e["method"], 99))
+    ):
         rmse = (
             f"{entry['rmse_mean']:.4g} ± {entry['rmse_std']:.2g}"
             if np.isfinite(entry["rmse_mean"])
@@ -196,7 +213,7 @@ def check_failures(summary, gdreg_methods, tolerance=2e-3):
         if not entry["counts"].get("raised") and not entry["counts"].get("nonfinite"):
             if not np.isfinite(diff) or diff < -tolerance:
                 failures.append(
-                    f"{where}: mean test R² {entry['r2_mean']:.5f} is {-diff:.2e} below "
-                    f"LinearRegression's (allowed {tolerance:g})"
+                    f"{where}: mean test R² {entry['r2_mean']:.5f} is "
+                    f"{-diff:.2e} below LinearRegression's (allowed {tolerance:g})"
                 )
     return failures

@@ -7,6 +7,7 @@ The solvers work on ``Z = (X - center) * inv_scale`` without ever forming
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg import rq
 from sklearn.utils.sparsefuncs import mean_variance_axis
 
 # Rows per chunk when a statistic of dense X is computed piecewise; keeps the
@@ -231,39 +232,6 @@ def merge_moments(first, second):
     return total, mean, np.sqrt(var) * unit
 
 
-def row_norms_sq(X, center, inv_scale, rotation=None):
-    """Squared norms of the rows of ``Z = ((X - center) * inv_scale) @ rotation``.
-
-    ``X`` is read a chunk of rows at a time; for sparse ``X`` without a
-    rotation a stored entry adds ``((x - c) a)^2 - (c a)^2`` to ``|c a|^2``,
-    the norm of a row with no stored entry, so neither is ``X`` copied nor
-    ``Z`` formed.
-    """
-    n_samples = X.shape[0]
-    if rotation is not None:
-        norms = np.empty(n_samples)
-        for rows in _row_chunks(X):
-            Z = _dense_chunk(X, rows, center, inv_scale) @ rotation
-            norms[rows] = np.einsum("ij,ij->i", Z, Z)
-        return norms
-    if sp.issparse(X):
-        X = sp.csr_matrix(X)
-        if not X.has_canonical_format:
-            X = X.copy()
-            X.sum_duplicates()
-        shift = center * inv_scale
-        cols = X.indices
-        stored = ((X.data - center[cols]) * inv_scale[cols]) ** 2 - shift[cols] ** 2
-        rows = np.repeat(np.arange(n_samples), np.diff(X.indptr))
-        norms = np.bincount(rows, weights=stored, minlength=n_samples)
-        return np.maximum(norms + shift @ shift, 0.0)
-    norms = np.empty(n_samples)
-    for rows in _row_chunks(X):
-        Z = (X[rows] - center) * inv_scale
-        norms[rows] = np.einsum("ij,ij->i", Z, Z)
-    return norms
-
-
 def _dense_chunk(X, rows, center, inv_scale):
     """Rows of ``X``, densified if sparse, centred and scaled, in float64."""
     block = X[rows]
@@ -278,15 +246,18 @@ _WHITEN_MAX_FEATURES = 500
 
 
 def whitening_rotation(X, sample_weight, center, inv_scale):
-    """Symmetric ``R`` that whitens the scaled design, with its inverse.
+    """Upper-triangular ``R`` that whitens the scaled design, with its inverse.
 
     With ``C = Q diag(lam) Q^T`` the weighted covariance of ``Z = (X -
-    center) * inv_scale`` (unit diagonal), ``R = Q diag(lam^-1/2) Q^T``
-    makes ``Z @ R`` have identity covariance, so every direction of the
+    center) * inv_scale`` (unit diagonal), ``S = Q diag(lam^-1/2) Q^T``
+    makes ``Z @ S`` have identity covariance, so every direction of the
     least-squares problem has the same curvature. Directions whose variance
     is below ``1e-10`` of the largest (exact collinearity, up to rounding)
     are left with the largest direction's scale instead: they carry no
     information, and amplifying them would only amplify rounding errors.
+    ``R`` is the triangular factor of ``S = R P`` (``P`` orthogonal), so
+    ``Z @ R = Z @ S @ P^T`` is whitened too, and triangular matrices cost
+    half as much to apply.
 
     Returns ``(R, R^-1)``, or None when ``C`` is already well conditioned,
     when there are too many features for a ``(d, d)`` matrix to be cheap.
@@ -306,4 +277,6 @@ def whitening_rotation(X, sample_weight, center, inv_scale):
     informative = lam > 1e-10 * top
     factor = np.where(informative, 1.0 / np.sqrt(np.where(informative, lam, 1)), 1.0)
     factor[~informative] = 1.0 / np.sqrt(top)
-    return (Q * factor) @ Q.T, (Q / factor) @ Q.T
+    symmetric = (Q * factor) @ Q.T
+    triangular, orthogonal = rq(symmetric)
+    return triangular, orthogonal @ ((Q / factor) @ Q.T)

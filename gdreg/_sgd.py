@@ -9,12 +9,11 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from ._base import BaseGDRegressor
-from ._kernels import sgd_pass
+from ._kernels import row_norms_sq, sgd_pass
 from ._objective import soft_threshold
 from ._scaling import (
     internal_coordinates,
     merge_moments,
-    row_norms_sq,
     weighted_moments,
     whitening_rotation,
 )
@@ -189,9 +188,9 @@ class SGDLinearRegressor(BaseGDRegressor):
     and directions that only the penalty curves (more features than
     samples, collinear features) are approached at a rate of about ``eta *
     alpha`` per update: there :class:`GDLinearRegressor` is far faster.
-    Updates in rotated coordinates, with momentum, or with an L2 penalty
-    that differs between features in the scaled coordinates run one
-    mini-batch at a time, which is exact but slower with small batches.
+    Updates with momentum, or with an L2 penalty that differs between
+    features in the scaled coordinates, run one mini-batch at a time, which
+    is exact but slower with small batches.
 
     ``partial_fit`` scales with the running mean and variance of all data
     seen so far, so a first call on very few rows is scaled poorly until
@@ -453,7 +452,7 @@ class SGDLinearRegressor(BaseGDRegressor):
         for epoch in range(max_epochs):
             order = rng.permutation(n_samples) if self.shuffle else np.arange(n_samples)
             steps = self._schedule_.steps(self.t_, n_updates)
-            if velocity is not None or not uniform_l2 or internal.rotation is not None:
+            if velocity is not None or not uniform_l2:
                 result, velocity = _minibatch_loop_pass(
                     X, y, internal, order, V, b, steps, self.batch_size,
                     self.fit_intercept, self.average, self.momentum, velocity,
@@ -464,7 +463,7 @@ class SGDLinearRegressor(BaseGDRegressor):
                     l2=float(internal.l2[0]) if internal.l2.size else 0.0,
                     l1=internal.l1, center=internal.center, scale=internal.scale,
                     fit_intercept=self.fit_intercept, batch_size=self.batch_size,
-                    average=self.average,
+                    average=self.average, rotation=internal.rotation,
                 )  # fmt: skip
             self.t_ += n_updates
             V, b = result.coef, result.intercept
@@ -530,7 +529,7 @@ class SGDLinearRegressor(BaseGDRegressor):
         ``s_i (|z_i|^2 + 1)``. A step of one over that bound keeps every
         update a contraction, whatever the order of the samples.
         """
-        norms = row_norms_sq(X, internal.center, internal.inv_scale, internal.rotation)
+        norms = row_norms_sq(X, internal.center, internal.scale, internal.rotation)
         norms += float(self.fit_intercept)
         if internal.steps_weight is not None:
             norms *= internal.steps_weight

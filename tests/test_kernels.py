@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
-from gdreg._kernels import max_row_norm_sq, sgd_pass
+from gdreg._kernels import max_row_norm_sq, row_norms_sq, sgd_pass
 
 # Forward substitution repeats the loop's dependent arithmetic; what differs
 # is the order of the sums inside the products, so float64 results agree to
@@ -255,3 +255,115 @@ def test_strong_decay_splits_blocks(rng):
         X, y, None, rng.permutation(900), np.ones(4), 0.0, steps,
         l2=l2, center=center, scale=scale, block_size=400,
     )  # fmt: skip
+
+
+def whitening(X, center, scale):
+    """Upper-triangular R with ``((X - center) / scale) @ R`` white."""
+    Z = (X - center) / scale
+    chol = np.linalg.cholesky(Z.T @ Z / X.shape[0])
+    return np.linalg.inv(chol).T
+
+
+def correlated_problem(rng, n, d, k=None):
+    """Rows with strongly correlated features, so that whitening matters."""
+    mix = np.triu(rng.uniform(0.5, 1.5, (d, d)))
+    X = rng.standard_normal((n, d)) @ mix + 2.0
+    X[rng.uniform(size=X.shape) < 0.3] = 0.0
+    shape = (d,) if k is None else (d, k)
+    y = X @ rng.standard_normal(shape) + 0.1 * rng.standard_normal((n,) + shape[1:])
+    return X, y, X.mean(axis=0), X.std(axis=0)
+
+
+@pytest.mark.parametrize("layout", ["dense", "csr"])
+@pytest.mark.parametrize("batch_size", [1, 3, 64])
+@pytest.mark.parametrize("k", [None, 2])
+def test_rotation_matches_loop_on_rotated_rows(rng, layout, batch_size, k):
+    n, d = 400, 5
+    X, y, center, scale = correlated_problem(rng, n, d, k)
+    R = whitening(X, center, scale)
+    rotated = ((X - center) / scale) @ R
+    data = sp.csr_matrix(X) if layout == "csr" else X
+    sw = rng.uniform(0.5, 1.5, n)
+    order = rng.permutation(n)
+    n_updates = ceil(n / batch_size)
+    steps = stable_steps(rotated, None, None, sw, n_updates, rng) * batch_size**0.5
+    shape = (d,) if k is None else (d, k)
+    coef, intercept = rng.standard_normal(shape), np.full(shape[1:], 0.2)
+    kw = dict(l2=0.01, batch_size=batch_size)
+    got = sgd_pass(
+        data, y, sw, order, coef, intercept, steps,
+        center=center, scale=scale, rotation=R, average=True, **kw,
+    )  # fmt: skip
+    want = reference_pass(rotated, y, sw, order, coef, intercept, steps, **kw)
+    for g, e in zip(got, want):
+        assert_allclose(g, e, rtol=RTOL, atol=RTOL * np.max(np.abs(e)))
+
+
+def test_rotation_float32_without_intercept(rng):
+    X, y, center, scale = correlated_problem(rng, 300, 4)
+    X32 = X.astype(np.float32)
+    R = whitening(X, center, scale)
+    rotated = ((X32.astype(np.float64) - center) / scale) @ R
+    order = rng.permutation(300)
+    steps = stable_steps(rotated, None, None, None, 300, rng)
+    args = (y, None, order, np.zeros(4), 0.0, steps)
+    got = sgd_pass(
+        X32, *args, center=center, scale=scale, rotation=R, fit_intercept=False,
+        average=True,
+    )  # fmt: skip
+    want = reference_pass(rotated, *args, fit_intercept=False)
+    for g, e in zip(got, want):
+        assert_allclose(g, e, rtol=RTOL, atol=RTOL * np.max(np.abs(e)))
+
+
+def test_rotation_errors(rng):
+    X, y, _, _ = make_problem(rng, 10, 3)
+    args = (y, None, np.arange(10), np.zeros(3), 0.0, np.full(10, 0.01))
+    with pytest.raises(ValueError, match="upper-triangular"):
+        sgd_pass(X, *args, rotation=np.ones((3, 3)))
+    with pytest.raises(ValueError, match=r"shape \(3, 3\)"):
+        sgd_pass(X, *args, rotation=np.eye(2))
+    wide = sp.random(10, 1200, density=0.01, format="csr", random_state=0)
+    wide_args = (y, None, np.arange(10), np.zeros(1200), 0.0, np.full(10, 0.01))
+    with pytest.raises(ValueError, match="at most 1000 features"):
+        sgd_pass(wide, *wide_args, rotation=np.eye(1200))
+
+
+@pytest.mark.parametrize("layout", ["dense", "csr", "csr_duplicates"])
+@pytest.mark.parametrize("rotated", [False, True])
+def test_row_norms_sq(rng, layout, rotated):
+    X, _, center, scale = correlated_problem(rng, 250, 6)
+    R = whitening(X, center, scale) if rotated else None
+    Z = (X - center) / scale
+    expected = np.sum((Z if R is None else Z @ R) ** 2, axis=1)
+    if layout == "dense":
+        data = X
+    else:
+        data = sp.csr_matrix(X)
+        if layout == "csr_duplicates":
+            # The same matrix with every stored entry split into two halves.
+            data = sp.csr_matrix(
+                (
+                    np.repeat(data.data / 2, 2),
+                    np.repeat(data.indices, 2),
+                    2 * data.indptr,
+                ),
+                shape=X.shape,
+            )
+            assert not data.has_canonical_format
+    before = data.copy()
+    got = row_norms_sq(data, center, scale, R)
+    assert got.shape == (250,)
+    assert_allclose(got, expected, rtol=1e-12)
+    if sp.issparse(data):
+        assert_array_equal(data.data, before.data)
+        assert_array_equal(data.indices, before.indices)
+    assert max_row_norm_sq(data, center, scale, rotation=R) == pytest.approx(
+        expected.max()
+    )
+
+
+def test_row_norms_sq_defaults(rng):
+    X, _, _, _ = make_problem(rng, 50, 3)
+    assert_allclose(row_norms_sq(X), np.sum(X**2, axis=1), rtol=1e-12)
+    assert row_norms_sq(np.empty((0, 3))).shape == (0,)

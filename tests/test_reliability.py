@@ -227,7 +227,7 @@ def _reference_objective(X, y):
     y = np.asarray(y, dtype=np.float64)
     unit = np.max(np.abs(X), axis=0)
     unit[unit == 0] = 1
-    y_unit = max(np.max(np.abs(y - y.mean())), 1e-300)
+    y_unit = np.max(np.abs(y - y.mean())) or 1.0
     Z = X / unit
     Z = Z - Z.mean(axis=0)
     solution = np.linalg.lstsq(Z, (y - y.mean()) / y_unit, rcond=1e-12)[0]
@@ -238,7 +238,7 @@ def _reference_objective(X, y):
 def _scaled_objective(estimator, X, y):
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    y_unit = max(np.max(np.abs(y - y.mean())), 1e-300)
+    y_unit = np.max(np.abs(y - y.mean())) or 1.0
     coef = np.asarray(estimator.coef_, dtype=np.float64)
     intercept = np.float64(estimator.intercept_)
     with np.errstate(over="ignore"):
@@ -266,7 +266,7 @@ def test_extreme_data_fits_soundly(estimator, method, case):
         # One pass is no fit to convergence; it must still do no worse than
         # the constant prediction it starts from.
         y64 = np.asarray(y, dtype=np.float64)
-        y_unit = max(np.max(np.abs(y64 - y64.mean())), 1e-300)
+        y_unit = np.max(np.abs(y64 - y64.mean())) or 1.0
         assert objective <= 0.5 * np.var(y64 / y_unit) * 1.05 + 1e-12
         return
     tolerance = TOLERANCE[type(estimator)]
