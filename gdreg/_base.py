@@ -161,7 +161,9 @@ class BaseGDRegressor(RegressorMixin, BaseEstimator):
         coef, intercept = problem.design.to_user_units(
             V * problem.y_scale, problem.y_offset
         )
-        self.coef_ = coef.T.copy()
+        dtype = problem.y.dtype
+        self.coef_ = coef.T.astype(dtype)
+        intercept = np.asarray(intercept, dtype=dtype)
         self.intercept_ = intercept if intercept.ndim else intercept[()]
 
     def _reporter(self):

@@ -3,10 +3,11 @@
 import warnings
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
 from ._base import BaseGDRegressor
-from ._objective import Quadratic
+from ._objective import GramQuadratic, Quadratic
 from ._solvers import (
     DivergenceError,
     largest_curvature,
@@ -14,6 +15,10 @@ from ._solvers import (
     solve_proximal_gradient,
 )
 from ._validation import Interval, Real, StrOptions, check_finite_result
+
+# Above this many features the (d, d) matrix of precompute='auto' costs more
+# memory and time per step than it saves.
+_GRAM_MAX_FEATURES = 2000
 
 
 class GDLinearRegressor(BaseGDRegressor):
@@ -60,6 +65,14 @@ class GDLinearRegressor(BaseGDRegressor):
         else 'nesterov' with ``learning_rate='auto'`` and 'none' with a
         float learning rate.
 
+    precompute : 'auto' or bool, default='auto'
+        Whether to form the matrix ``Z^T W Z`` of the scaled features once
+        (one pass over ``X`` at matrix-product speed, ``n_features ** 2``
+        memory) and compute every gradient from it, instead of making two
+        passes over ``X`` per iteration. The iterates are the same up to
+        rounding. 'auto' precomputes for dense ``X`` with at most 2000
+        features and at least twice as many samples as features.
+
     max_iter : int, default=1000
         Largest number of iterations.
 
@@ -98,7 +111,7 @@ class GDLinearRegressor(BaseGDRegressor):
     n_features_in_ : int
         Number of features seen during fit.
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Feature names seen during fit, when ``X`` has string column names.
 
     See Also
@@ -163,6 +176,7 @@ class GDLinearRegressor(BaseGDRegressor):
             Interval(Real, 0, None, closed="neither"),
         ],
         "acceleration": [StrOptions({"auto", "cg", "nesterov", "none"})],
+        "precompute": [StrOptions({"auto"}), "boolean"],
     }
 
     def __init__(
@@ -174,6 +188,7 @@ class GDLinearRegressor(BaseGDRegressor):
         fit_intercept=True,
         learning_rate="auto",
         acceleration="auto",
+        precompute="auto",
         max_iter=1000,
         tol=1e-6,
         warm_start=False,
@@ -185,6 +200,7 @@ class GDLinearRegressor(BaseGDRegressor):
         self.fit_intercept = fit_intercept
         self.learning_rate = learning_rate
         self.acceleration = acceleration
+        self.precompute = precompute
         self.max_iter = max_iter
         self.tol = tol
         self.warm_start = warm_start
@@ -221,7 +237,8 @@ class GDLinearRegressor(BaseGDRegressor):
         )
 
         problem = self._make_problem(X, y, sample_weight)
-        quad = Quadratic(
+        objective = GramQuadratic if self._use_gram(X) else Quadratic
+        quad = objective(
             problem.design,
             problem.y,
             problem.weights,
@@ -256,6 +273,22 @@ class GDLinearRegressor(BaseGDRegressor):
                 ConvergenceWarning,
             )
         return self
+
+    def _use_gram(self, X):
+        """Whether to form ``Z^T W Z`` once instead of using ``X`` each step."""
+        if self.precompute != "auto":
+            if self.precompute and sp.issparse(X):
+                raise ValueError(
+                    "precompute=True needs dense X; got a sparse matrix. Use "
+                    "precompute='auto' or False."
+                )
+            return self.precompute
+        n_samples, n_features = X.shape
+        return (
+            not sp.issparse(X)
+            and n_features <= _GRAM_MAX_FEATURES
+            and n_samples >= 2 * n_features
+        )
 
     def _method(self):
         """Resolve ``acceleration='auto'`` and reject impossible combinations."""

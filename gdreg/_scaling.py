@@ -239,6 +239,35 @@ def _dense_chunk(X, rows, center, inv_scale):
     return (block - center) * inv_scale
 
 
+def scaled_gram(X, center, inv_scale, weights, Y=None):
+    """``Z^T W Z`` and ``Z^T W Y`` in float64, a chunk of rows at a time.
+
+    ``Z = (X - center) * inv_scale`` is formed one chunk of rows at a time,
+    so the cost is one pass over ``X`` at matrix-product speed and the
+    memory a chunk. ``weights`` are per-row (summing to one), or None for
+    ``1 / n_samples`` each.
+    """
+    n_samples, n_features = X.shape
+    gram = np.zeros((n_features, n_features))
+    cross = None if Y is None else np.zeros((n_features,) + Y.shape[1:])
+    for rows in _row_chunks(X):
+        Z = _dense_chunk(X, rows, center, inv_scale)
+        if weights is None:
+            gram += Z.T @ Z
+            if Y is not None:
+                cross += Z.T @ Y[rows]
+            continue
+        weighted = Z * weights[rows, None]
+        gram += weighted.T @ Z
+        if Y is not None:
+            cross += weighted.T @ Y[rows]
+    if weights is None:
+        gram /= n_samples
+        if Y is not None:
+            cross /= n_samples
+    return gram, cross
+
+
 # Whitening is worth its extra matrix product per chunk of rows only when the
 # scaled features are correlated enough to slow stochastic descent down.
 _WHITEN_MIN_CONDITION = 10.0
@@ -259,17 +288,13 @@ def whitening_rotation(X, sample_weight, center, inv_scale):
     ``Z @ R = Z @ S @ P^T`` is whitened too, and triangular matrices cost
     half as much to apply.
 
-    Returns ``(R, R^-1)``, or None when ``C`` is already well conditioned,
-    when there are too many features for a ``(d, d)`` matrix to be cheap.
+    Returns ``(R, R^-1)``, or None when ``C`` is already well conditioned
+    or when there are too many features for a ``(d, d)`` matrix to be cheap.
     """
     n_features = X.shape[1]
     if n_features < 2 or n_features > _WHITEN_MAX_FEATURES:
         return None
-    weights = sample_weight / sample_weight.sum()
-    C = np.zeros((n_features, n_features))
-    for rows in _row_chunks(X):
-        Z = _dense_chunk(X, rows, center, inv_scale)
-        C += Z.T @ (Z * weights[rows, None])
+    C, _ = scaled_gram(X, center, inv_scale, sample_weight / sample_weight.sum())
     lam, Q = np.linalg.eigh(C)
     top = lam[-1]
     if top <= 0 or lam[0] * _WHITEN_MIN_CONDITION >= top:

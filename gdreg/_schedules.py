@@ -18,8 +18,9 @@ class ConstantSchedule:
         """Step sizes of updates ``t, ..., t + n_updates - 1``."""
         return np.full(n_updates, self.eta0)
 
-    def end_epoch(self, improved):
-        """Hear whether the epoch improved; return False to stop."""
+    def end_epoch(self, improved, rose=False):
+        """Hear whether the epoch improved (and whether the objective rose);
+        return False to stop."""
         return True
 
     def cap(self, bound):
@@ -65,7 +66,7 @@ class AdaptiveSchedule(ConstantSchedule):
     def steps(self, t, n_updates):
         return np.full(n_updates, self.eta)
 
-    def end_epoch(self, improved):
+    def end_epoch(self, improved, rose=False):
         self.stalled = 0 if improved else self.stalled + 1
         if self.stalled >= self.patience:
             self.eta /= self.factor
@@ -78,17 +79,17 @@ class AdaptiveSchedule(ConstantSchedule):
 
 
 class AutoSchedule(AdaptiveSchedule):
-    """Start at the largest safe step and halve it whenever an epoch fails
-    to improve; stop once a stalled epoch comes with a step small enough.
+    """Start at the largest safe step; halve it whenever the objective rises,
+    and stop once progress has stalled with a small enough step.
 
     With a constant step ``eta``, stochastic descent on least squares
     settles at an objective above the minimum by about ``eta * tr(H) / (2 *
     batch_size)`` of the noise level, ``H`` the Hessian in the scaled
-    coordinates (its trace is about the number of coordinates there). A
-    stall then means either that the step is too large for more progress,
-    and halving it lowers that floor, or, once the floor is below ``tol``,
-    that the fit is as close as asked. ``patience`` stalls in a row stop it
-    in any case.
+    coordinates (its trace is about the number of coordinates there). An
+    epoch whose objective rises has reached that floor, and halving the
+    step lowers it; an epoch that improves only slowly is still on its way
+    and keeps its step. The fit stops at a stalled epoch once the floor is
+    below ``tol``, or after ``patience`` stalled epochs in a row.
     """
 
     def __init__(self, eta0, floor_per_step, tol, patience):
@@ -96,14 +97,13 @@ class AutoSchedule(AdaptiveSchedule):
         self.floor_per_step = floor_per_step
         self.tol = tol
 
-    def end_epoch(self, improved):
+    def end_epoch(self, improved, rose=False):
         if improved:
             self.stalled = 0
             return True
         self.stalled += 1
-        if self.eta * self.floor_per_step <= self.tol:
+        if self.eta * self.floor_per_step <= 0.1 * self.tol:
             return False
-        if self.stalled >= self.patience:
-            return False
-        self.eta /= self.factor
-        return True
+        if rose:
+            self.eta /= self.factor
+        return self.stalled < self.patience

@@ -7,6 +7,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
+from sklearn.utils.extmath import safe_sparse_dot
 
 from ._base import BaseGDRegressor
 from ._kernels import row_norms_sq, sgd_pass
@@ -56,17 +57,26 @@ class SGDLinearRegressor(BaseGDRegressor):
     fit_intercept : bool, default=True
         Whether to fit an intercept.
 
-    batch_size : int, default=32
-        Samples per update. 1 gives the textbook per-sample method.
+    batch_size : int or 'auto', default='auto'
+        Samples per update. 1 gives the textbook per-sample method. 'auto'
+        uses 32, or fewer on small data (``n_samples // 128``, at least 1),
+        so that an epoch holds enough updates for the stopping rule to judge
+        its progress; ``partial_fit`` fixes it from its first call.
 
     learning_rate : {'auto', 'constant', 'invscaling', 'adaptive'}, \
             default='auto'
         The step schedule. 'auto' starts at the largest step that cannot
-        diverge on this data (see Notes) and halves it whenever the epoch
-        loss stops improving by ``tol``, stopping once halving no longer
-        helps. 'constant' uses ``eta0``; 'invscaling' uses ``eta0 / (t + 1)
-        ** power_t`` at update ``t``; 'adaptive' keeps ``eta0`` and divides
-        it by 5 after ``n_iter_no_change`` epochs without improvement.
+        diverge on this data (see Notes) and judges progress once per round
+        of epochs holding at least 128 updates: it halves the step when the
+        objective rose, keeps it while the objective falls, and stops when a
+        round fails to improve by ``tol`` once the step's noise floor,
+        ``eta * (number of coordinates) / (2 * batch_size)``, is below
+        ``tol / 10``, or after ``n_iter_no_change`` such rounds in a row.
+        In ``partial_fit`` it halves the step whenever a pass leaves its own
+        rows fitted worse than before. 'constant' uses ``eta0``;
+        'invscaling' uses ``eta0 / (t + 1) ** power_t`` at update ``t``;
+        'adaptive' keeps ``eta0`` and divides it by 5 after
+        ``n_iter_no_change`` epochs without improvement.
 
     eta0 : float, default=0.01
         Initial step for 'constant', 'invscaling' and 'adaptive'. Steps are
@@ -95,14 +105,16 @@ class SGDLinearRegressor(BaseGDRegressor):
     max_iter : int, default=1000
         Largest number of epochs in ``fit``.
 
-    tol : float, default=1e-3
-        An epoch improves when its loss is below ``(1 - tol)`` times the best
-        so far (for early stopping: when the validation score rises by more
-        than ``tol``).
+    tol : float, default=1e-4
+        An epoch improves when its objective is below ``(1 - tol)`` times the
+        reference: the best so far, or for 'auto' the previous judged epoch
+        (for early stopping: when the validation score rises by more than
+        ``tol``).
 
     n_iter_no_change : int, default=5
-        Epochs without improvement before stopping (or, with 'adaptive' and
-        'auto', before lowering the step).
+        Epochs without improvement in a row before stopping; with
+        'adaptive', before dividing the step by 5. With 'auto' it counts
+        judged rounds of epochs (see ``learning_rate``).
 
     early_stopping : bool, default=False
         Whether to hold out ``validation_fraction`` of the training data and
@@ -132,8 +144,9 @@ class SGDLinearRegressor(BaseGDRegressor):
         Updates made since the estimator was created or reset by ``fit``.
 
     loss_curve_ : list of float
-        Per epoch, the objective estimated from each sample's loss just
-        before its update (the progressive loss), plus the penalty.
+        The objective of ``coef_`` and ``intercept_`` at the end of each
+        epoch (penalty included; summed over targets). Computing it costs
+        one product with ``X`` per epoch.
 
     validation_scores_ : list of float
         R^2 on the held-out data after each epoch; only with early stopping.
@@ -144,7 +157,7 @@ class SGDLinearRegressor(BaseGDRegressor):
     n_features_in_ : int
         Number of features seen during fit.
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Feature names seen during fit, when ``X`` has string column names.
 
     See Also
@@ -171,16 +184,21 @@ class SGDLinearRegressor(BaseGDRegressor):
     the samples up to rounding, at the speed of matrix products. The
     intercept starts at the mean target.
 
-    The 'auto' step :math:`\\eta = 1 / \\max_i s_i (\\lVert z_i \\rVert^2 +
-    1)` keeps every update a contraction, so no sequence of samples can make
-    the iterates diverge.
+    The 'auto' step is one over the mean of the ``batch_size`` largest
+    values of :math:`s_i (\\lVert z_i \\rVert^2 + k)` (:math:`k` is 1 with
+    an intercept, 0 without; :math:`z_i` are the internal rows, whitened
+    when whitening is on) plus the largest internal L2 strength, and at most
+    ``0.5 / l2``. It bounds the largest eigenvalue of every mini-batch's
+    update matrix, so every update is a contraction and no sequence of
+    samples can make the iterates diverge.
 
     The L1 part of a penalty is applied by soft-thresholding after each
     block of updates (a proximal step for the block's summed step sizes),
     so with L1 the iterates are not those of per-sample proximal SGD.
 
-    Without a penalty, ``fit`` also whitens dense features whose scaled
-    covariance is poorly conditioned (condition number above 10, at most
+    Without a penalty, ``fit`` also whitens features (dense, or sparse
+    with at most 500 columns, densified a chunk of rows at a time) whose
+    scaled covariance is poorly conditioned (condition number above 10, at most
     500 features): the internal rows are multiplied by the inverse square
     root of that covariance, so correlated or nearly collinear features do
     not slow the descent down. With a penalty this rotation would couple
@@ -204,13 +222,16 @@ class SGDLinearRegressor(BaseGDRegressor):
     >>> X = rng.normal(size=(1000, 3)) * [1.0, 100.0, 0.01]
     >>> y = X @ np.array([1.0, 0.02, 300.0]) + 5.0
     >>> reg = SGDLinearRegressor(random_state=0).fit(X, y)
-    >>> np.round(reg.coef_, 3)
-    array([1.  , 0.02 , 300.  ])
+    >>> reg.coef_.round(3).tolist()
+    [1.0, 0.02, 300.0]
     """
 
     _parameter_constraints: dict = {
         **BaseGDRegressor._parameter_constraints,
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+        ],
         "learning_rate": [StrOptions({"auto", "constant", "invscaling", "adaptive"})],
         "eta0": [Interval(Real, 0, None, closed="neither")],
         "power_t": [Interval(Real, 0, None, closed="left")],
@@ -230,7 +251,7 @@ class SGDLinearRegressor(BaseGDRegressor):
         alpha=1e-4,
         l1_ratio=0.15,
         fit_intercept=True,
-        batch_size=32,
+        batch_size="auto",
         learning_rate="auto",
         eta0=0.01,
         power_t=0.25,
@@ -239,7 +260,7 @@ class SGDLinearRegressor(BaseGDRegressor):
         shuffle=True,
         random_state=None,
         max_iter=1000,
-        tol=1e-3,
+        tol=1e-4,
         n_iter_no_change=5,
         early_stopping=False,
         validation_fraction=0.1,
@@ -348,6 +369,13 @@ class SGDLinearRegressor(BaseGDRegressor):
             self._run(X, y, sample_weight, rng, 1, None, None, None, partial=True)
         return self
 
+    def _batch_for(self, n_samples):
+        """The mini-batch size: the parameter, or for 'auto' 32 samples, fewer
+        for small data so that an epoch holds about 128 updates or more."""
+        if self.batch_size != "auto":
+            return self.batch_size
+        return int(min(32, max(1, n_samples // 128)))
+
     def _split(self, n_samples, rng):
         """Training and validation row indices (all rows for training if no
         early stopping)."""
@@ -392,7 +420,7 @@ class SGDLinearRegressor(BaseGDRegressor):
             n_coordinates = np.count_nonzero(internal.inv_scale) + self.fit_intercept
             return AutoSchedule(
                 bound,
-                floor_per_step=n_coordinates / (2 * self.batch_size),
+                floor_per_step=n_coordinates / (2 * self._batch),
                 tol=self.tol,
                 patience=self.n_iter_no_change,
             )
@@ -430,12 +458,14 @@ class SGDLinearRegressor(BaseGDRegressor):
     def _run(self, X, y, sample_weight, rng, max_epochs, validation, X_all, y_all,
              partial=False):  # fmt: skip
         """Run up to ``max_epochs`` epochs from the current coefficients."""
+        if not (partial and hasattr(self, "_batch")):
+            self._batch = self._batch_for(X.shape[0])
         internal = self._internal_problem(X, y, sample_weight, whiten=not partial)
         V, b = internal.to_internal(self._last_coef, self._last_intercept)
         y = y.astype(np.float64) / internal.y_scale
 
         bound = self._stable_step(X, internal)
-        settings = (self.learning_rate, self.eta0, self.power_t, self.batch_size)
+        settings = (self.learning_rate, self.eta0, self.power_t, self._batch)
         if not (partial and getattr(self, "_schedule_settings", None) == settings):
             self._schedule_ = self._schedule(bound, internal)
             self._schedule_settings = settings
@@ -444,36 +474,36 @@ class SGDLinearRegressor(BaseGDRegressor):
         uniform_l2 = np.ptp(internal.l2) <= 1e-12 * max(internal.l2.max(), 1e-300)
 
         n_samples = X.shape[0]
-        n_updates = ceil(n_samples / self.batch_size)
+        n_updates = ceil(n_samples / self._batch)
         loss_curve, scores = [], []
-        best, stalled, converged = np.inf, 0, False
+        best = previous = np.inf
+        stalled, converged = 0, False
         velocity = np.zeros_like(V) if self.momentum > 0 else None
+        # 'auto' judges progress over rounds of whole epochs holding at
+        # least 128 updates, so that tiny data sets, with a few updates per
+        # epoch, are not stopped by the noise of single epochs.
+        round_length = 1
+        if self.learning_rate == "auto":
+            round_length = ceil(128 / n_updates)
         report = self._reporter()
+        start = sum(self._objective(X, y, sample_weight, internal)) if partial else None
         for epoch in range(max_epochs):
             order = rng.permutation(n_samples) if self.shuffle else np.arange(n_samples)
             steps = self._schedule_.steps(self.t_, n_updates)
-            if velocity is not None or not uniform_l2:
-                result, velocity = _minibatch_loop_pass(
-                    X, y, internal, order, V, b, steps, self.batch_size,
-                    self.fit_intercept, self.average, self.momentum, velocity,
-                )  # fmt: skip
-            else:
-                result = sgd_pass(
-                    X, y, internal.steps_weight, order, V, b, steps,
-                    l2=float(internal.l2[0]) if internal.l2.size else 0.0,
-                    l1=internal.l1, center=internal.center, scale=internal.scale,
-                    fit_intercept=self.fit_intercept, batch_size=self.batch_size,
-                    average=self.average, rotation=internal.rotation,
-                )  # fmt: skip
+            with np.errstate(over="ignore", invalid="ignore"):
+                result, velocity = self._pass(
+                    X, y, internal, order, V, b, steps, velocity, uniform_l2
+                )
             self.t_ += n_updates
             V, b = result.coef, result.intercept
-            loss = 0.5 * result.sq_loss / n_samples + internal.penalty(V)
-            self._check_divergence(loss, reference, epoch + 1, bound)
-            loss_curve.append(_times(_times(loss, internal.y_scale), internal.y_scale))
             self._last_coef, self._last_intercept = internal.to_user(V, b)
             if self.average:
                 self._accumulate(internal, result, n_updates)
             self._publish(X.dtype)
+            data_fit, penalty = self._objective(X, y, sample_weight, internal)
+            self._check_divergence(data_fit, reference, epoch + 1, bound)
+            loss = data_fit + penalty
+            loss_curve.append(_times(_times(loss, internal.y_scale), internal.y_scale))
 
             if validation is not None:
                 score = self.score(X_all[validation], y_all[validation])
@@ -482,15 +512,25 @@ class SGDLinearRegressor(BaseGDRegressor):
                     score
                     > (max(scores[:-1]) if len(scores) > 1 else -np.inf) + self.tol
                 )
+                rose = len(scores) > 1 and score < scores[-2]
             else:
-                improved = loss < best * (1 - self.tol) if np.isfinite(best) else True
-            best = min(best, loss)
+                # 'auto' judges progress against the previous epoch, so that
+                # one lucky epoch does not make steady progress look stalled.
+                reference_loss = previous if self.learning_rate == "auto" else best
+                improved = loss < reference_loss * (1 - self.tol)
+                rose = loss > previous
             if report is not None:
-                report(epoch + 1, loss, self._schedule_.current, np.nan)
+                report(epoch + 1, loss_curve[-1], self._schedule_.current, np.nan)
             if partial:
+                # A pass that leaves its own rows fitted worse than before
+                # has reached the step's noise floor: lower the step.
+                self._schedule_.end_epoch(loss < start * (1 - self.tol), loss > start)
                 continue
+            if (epoch + 1) % round_length:
+                continue
+            best, previous = min(best, loss), loss
             stalled = 0 if improved else stalled + 1
-            keep_going = self._schedule_.end_epoch(improved)
+            keep_going = self._schedule_.end_epoch(improved, rose)
             if isinstance(self._schedule_, AdaptiveSchedule):
                 if not keep_going:
                     converged = True
@@ -519,6 +559,35 @@ class SGDLinearRegressor(BaseGDRegressor):
                 ConvergenceWarning,
             )
 
+    def _pass(self, X, y, internal, order, V, b, steps, velocity, uniform_l2):
+        """One pass over ``order``: the exact blocked kernel where it applies,
+        else one mini-batch at a time. Returns the result and the velocity."""
+        if velocity is not None or not uniform_l2:
+            return _minibatch_loop_pass(
+                X, y, internal, order, V, b, steps, self._batch,
+                self.fit_intercept, self.average, self.momentum, velocity,
+            )  # fmt: skip
+        result = sgd_pass(
+            X, y, internal.steps_weight, order, V, b, steps,
+            l2=float(internal.l2[0]) if internal.l2.size else 0.0,
+            l1=internal.l1, center=internal.center, scale=internal.scale,
+            fit_intercept=self.fit_intercept, batch_size=self._batch,
+            average=self.average, rotation=internal.rotation,
+        )  # fmt: skip
+        return result, None
+
+    def _objective(self, X, y, sample_weight, internal):
+        """The data-fit and penalty parts of the objective of the published
+        coefficients, for targets divided by ``internal.y_scale``: one
+        product with ``X``."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            coef = (self.coef_ / internal.y_scale).astype(X.dtype)
+            prediction = safe_sparse_dot(X, coef.T, dense_output=True)
+            residual = y - prediction - self.intercept_ / internal.y_scale
+            data = np.sum(np.average(residual**2, axis=0, weights=sample_weight))
+        V, _ = internal.to_internal(self.coef_, self.intercept_)
+        return 0.5 * float(data), internal.penalty(V)
+
     def _stable_step(self, X, internal):
         """Largest step with which no update can make the iterates diverge.
 
@@ -533,7 +602,7 @@ class SGDLinearRegressor(BaseGDRegressor):
         norms += float(self.fit_intercept)
         if internal.steps_weight is not None:
             norms *= internal.steps_weight
-        m = min(self.batch_size, norms.size)
+        m = min(self._batch, norms.size)
         largest = np.partition(norms, norms.size - m)[norms.size - m :]
         l2 = internal.l2.max(initial=0)
         curvature = largest.mean() + l2
@@ -544,8 +613,8 @@ class SGDLinearRegressor(BaseGDRegressor):
         return min(bound, 0.5 / l2) if l2 > 0 else bound
 
     def _check_divergence(self, loss, reference, epoch, bound):
-        """Raise if the epoch's loss is not finite or far above a trivial
-        model's."""
+        """Raise if the epoch's data-fit loss is not finite or far above a
+        trivial model's."""
         if np.isfinite(loss) and loss <= 1e4 * reference:
             return
         name = type(self).__name__

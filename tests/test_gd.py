@@ -358,3 +358,27 @@ def test_predictions_are_finite_for_finite_input(
         reg = GDLinearRegressor(penalty=penalty).fit(X, y)
     assert np.all(np.isfinite(reg.coef_))
     assert np.all(np.isfinite(reg.predict(X)))
+
+
+@pytest.mark.parametrize("penalty", [None, "l2", "elasticnet"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_precomputed_gram_gives_the_same_iterates(
+    badly_scaled_data, rng, penalty, weighted
+):
+    X, y = badly_scaled_data
+    weights = rng.uniform(0.5, 2.0, len(y)) if weighted else None
+    fits = [
+        GDLinearRegressor(penalty=penalty, alpha=0.01, precompute=flag).fit(
+            X, y, sample_weight=weights
+        )
+        for flag in (True, False)
+    ]
+    assert fits[0].n_iter_ == fits[1].n_iter_
+    assert_allclose(fits[0].loss_curve_, fits[1].loss_curve_, rtol=1e-9)
+    assert_allclose(fits[0].coef_, fits[1].coef_, rtol=1e-8)
+
+
+def test_precompute_needs_dense_input(regression_data):
+    X, y = regression_data
+    with pytest.raises(ValueError, match="precompute=True needs dense X"):
+        GDLinearRegressor(precompute=True).fit(sp.csr_matrix(X), y)
