@@ -59,9 +59,9 @@ class SGDLinearRegressor(BaseGDRegressor):
 
     batch_size : int or 'auto', default='auto'
         Samples per update. 1 gives the textbook per-sample method. 'auto'
-        uses 32, or fewer on small data (``n_samples // 128``, at least 1),
-        so that an epoch holds enough updates for the stopping rule to judge
-        its progress; ``partial_fit`` fixes it from its first call.
+        uses 32, and in ``fit`` fewer on small data (``n_samples // 128``,
+        at least 1), so that an epoch holds enough updates for the stopping
+        rule to judge its progress.
 
     learning_rate : {'auto', 'constant', 'invscaling', 'adaptive'}, \
             default='auto'
@@ -371,9 +371,12 @@ class SGDLinearRegressor(BaseGDRegressor):
 
     def _batch_for(self, n_samples):
         """The mini-batch size: the parameter, or for 'auto' 32 samples, fewer
-        for small data so that an epoch holds about 128 updates or more."""
+        when ``fit`` gets small data so that an epoch holds about 128
+        updates or more; ``n_samples`` is None for ``partial_fit``."""
         if self.batch_size != "auto":
             return self.batch_size
+        if n_samples is None:
+            return 32
         return int(min(32, max(1, n_samples // 128)))
 
     def _split(self, n_samples, rng):
@@ -459,7 +462,7 @@ class SGDLinearRegressor(BaseGDRegressor):
              partial=False):  # fmt: skip
         """Run up to ``max_epochs`` epochs from the current coefficients."""
         if not (partial and hasattr(self, "_batch")):
-            self._batch = self._batch_for(X.shape[0])
+            self._batch = self._batch_for(None if partial else X.shape[0])
         internal = self._internal_problem(X, y, sample_weight, whiten=not partial)
         V, b = internal.to_internal(self._last_coef, self._last_intercept)
         y = y.astype(np.float64) / internal.y_scale
