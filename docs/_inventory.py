@@ -35,6 +35,12 @@ INVENTORIES = {
                 ("sklearn.pipeline.Pipeline", "class"),
                 ("sklearn.pipeline.make_pipeline", "function"),
                 ("sklearn.preprocessing.StandardScaler", "class"),
+                ("sklearn.compose.ColumnTransformer", "class"),
+                ("sklearn.preprocessing.OneHotEncoder", "class"),
+                ("sklearn.model_selection.cross_validate", "function"),
+                ("sklearn.config_context", "function"),
+                ("sklearn.callback.ProgressBar", "class"),
+                ("sklearn.callback.ScoringMonitor", "class"),
             ]
         ]
         + [

@@ -58,10 +58,11 @@ for name, model in models.items():
 # these features are uncorrelated, so even plain steps of the automatic
 # length make fast progress despite the raw units. The stochastic methods get
 # most of the way in their first epoch, because they update the
-# coefficients after every sample or mini-batch, and then level off: their
-# ``loss_curve_`` is the progressive loss, measured on each sample just
-# before its update, and the 'auto' schedule halves the step until the
-# remaining noise is below ``tol``.
+# coefficients after every sample or mini-batch, and then level off at the
+# noise floor of their step; their ``loss_curve_`` is the objective of the
+# coefficients at the end of each epoch, and the 'auto' schedule halves the
+# step whenever that objective rises, until the remaining noise is below
+# ``tol``.
 fig, ax = plt.subplots(figsize=(7, 4.5))
 for name, model in models.items():
     gap = (np.asarray(model.loss_curve_) - minimum) / minimum
