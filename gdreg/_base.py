@@ -9,10 +9,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._scaling import ScaledDesign, feature_statistics
 from ._validation import (
+    CallbackSupportMixin,
     Integral,
     Interval,
     Real,
     StrOptions,
+    callback_management_context,
     check_parameters,
     check_sample_weight,
     check_target,
@@ -57,11 +59,13 @@ class Problem:
         self.l2 = l2
 
 
-class BaseGDRegressor(RegressorMixin, BaseEstimator):
+class BaseGDRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator):
     """Shared parameters, data handling and prediction.
 
     Subclasses implement ``fit``; this class turns validated data into a
     :class:`Problem` and stores solutions as ``coef_`` and ``intercept_``.
+    With scikit-learn 1.9 or later it also takes callbacks
+    (``set_callbacks``), which :class:`FitHooks` calls during fits.
     """
 
     _parameter_constraints: dict = {
@@ -83,11 +87,13 @@ class BaseGDRegressor(RegressorMixin, BaseEstimator):
         """Restore the estimator's attributes if the block raises.
 
         A failed fit then leaves the estimator unfitted, or as its previous
-        fit left it, never half-updated.
+        fit left it, never half-updated. Callbacks started in the block are
+        ended (their ``teardown``) whether it raises or not.
         """
         saved = dict(self.__dict__)
         try:
-            yield
+            with callback_management_context(self):
+                yield
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(saved)
@@ -158,13 +164,20 @@ class BaseGDRegressor(RegressorMixin, BaseEstimator):
 
     def _store_solution(self, problem, V):
         """Set ``coef_`` and ``intercept_`` from internal coefficients."""
+        for name, value in self._user_solution(problem, V).items():
+            setattr(self, name, value)
+
+    def _user_solution(self, problem, V):
+        """``coef_`` and ``intercept_`` for internal coefficients ``V``."""
         coef, intercept = problem.design.to_user_units(
             V * problem.y_scale, problem.y_offset
         )
         dtype = problem.y.dtype
-        self.coef_ = coef.T.astype(dtype)
         intercept = np.asarray(intercept, dtype=dtype)
-        self.intercept_ = intercept if intercept.ndim else intercept[()]
+        return {
+            "coef_": coef.T.astype(dtype),
+            "intercept_": intercept if intercept.ndim else intercept[()],
+        }
 
     def _reporter(self):
         """The per-iteration printer used when ``verbose`` is on, else None."""
@@ -194,7 +207,14 @@ class BaseGDRegressor(RegressorMixin, BaseEstimator):
             ``X @ coef_.T + intercept_``.
         """
         check_is_fitted(self)
-        X = self._validate_features(X, reset=False)
+        from ._dask import is_dask_collection, predict_dask
+
+        if is_dask_collection(X):
+            return predict_dask(self, X)
+        return self._linear_predict(self._validate_features(X, reset=False))
+
+    def _linear_predict(self, X):
+        """``X @ coef_.T + intercept_`` for already validated ``X``."""
         coef = self.coef_.astype(X.dtype, copy=False)
         return safe_sparse_dot(X, coef.T, dense_output=True) + self.intercept_
 
@@ -206,3 +226,84 @@ class BaseGDRegressor(RegressorMixin, BaseEstimator):
 
     def _check_parameters(self):
         check_parameters(self)
+
+
+class FitHooks:
+    """Call an estimator's callbacks for one fit and for each of its steps.
+
+    The fit is the root task, with up to ``max_steps`` subtasks named
+    ``step_name`` (iterations or epochs). The hooks of each step get the
+    training data, the sample weights as metadata when the user gave some,
+    and the coefficients at the step's start and end, from which the
+    callback machinery builds a fitted copy of the estimator on demand. With
+    scikit-learn versions lacking ``sklearn.callback`` every method does
+    nothing.
+
+    Parameters
+    ----------
+    estimator : BaseGDRegressor
+        The estimator being fitted; its parameters are already validated.
+
+    X, y : array-like
+        The training data as the user gave it, so that callbacks that
+        predict see the same feature names as the fit.
+
+    sample_weight : array-like or None
+        The user's sample weights, None when none were given.
+
+    max_steps : int
+        Largest number of steps.
+
+    step_name : str
+        The name of a step's task, shown by progress bars.
+    """
+
+    def __init__(self, estimator, X, y, sample_weight, max_steps, step_name):
+        self.estimator = estimator
+        self.data = {
+            "X": X,
+            "y": y,
+            "metadata": None
+            if sample_weight is None
+            else {"sample_weight": sample_weight},
+        }
+        self.step_name = step_name
+        self.context = None
+        if hasattr(estimator, "_init_callback_context"):
+            self.context = estimator._init_callback_context(max_subtasks=max_steps)
+        # Steps cost nothing extra unless a callback is there to hear them.
+        self.per_step = bool(getattr(estimator, "_skl_callbacks", None))
+        self.previous = None
+
+    def begin(self, solution=None):
+        """Start the fit; ``solution`` holds the starting coefficients."""
+        self.previous = solution
+        if self.context is not None:
+            self.context.call_on_fit_task_begin(estimator=self.estimator, **self.data)
+
+    def step(self, solution):
+        """End one step at ``solution``, a dict or a callable returning
+        ``coef_`` and ``intercept_``; return True when a callback asks the
+        fit to stop."""
+        if not self.per_step:
+            return False
+        solution = solution() if callable(solution) else solution
+        context = self.context.subcontext(task_name=self.step_name)
+        context.call_on_fit_task_begin(
+            estimator=self.estimator,
+            reconstruction_attributes=self.previous,
+            **self.data,
+        )
+        self.previous = solution
+        return context.call_on_fit_task_end(
+            estimator=self.estimator,
+            reconstruction_attributes=solution,
+            **self.data,
+        )
+
+    def end(self):
+        """End the fit; the estimator holds its final coefficients."""
+        if self.context is not None:
+            self.context.call_on_fit_task_end(
+                estimator=self.estimator, reconstruction_attributes={}, **self.data
+            )

@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
-from ._base import BaseGDRegressor
+from ._base import BaseGDRegressor, FitHooks
 from ._objective import GramQuadratic, Quadratic
 from ._solvers import (
     DivergenceError,
@@ -226,12 +226,17 @@ class GDLinearRegressor(BaseGDRegressor):
         self : object
             The fitted estimator.
         """
+        from ._dask import fit_dask, is_dask_collection
+
+        if is_dask_collection(X):
+            return fit_dask(self, X, y, sample_weight)
         with self._all_or_nothing():
             return self._fit(X, y, sample_weight)
 
     def _fit(self, X, y, sample_weight):
         self._check_parameters()
         method = self._method()
+        hooks = FitHooks(self, X, y, sample_weight, self.max_iter, "iteration")
         X, y, sample_weight = self._validate_fit_data(
             X, y, sample_weight, reset=not (self.warm_start and hasattr(self, "coef_"))
         )
@@ -246,8 +251,23 @@ class GDLinearRegressor(BaseGDRegressor):
             unit=_square(problem.y_scale),
         )
         V0 = self._initial_coef(problem)
+        hooks.begin(self._user_solution(problem, V0) if hooks.per_step else None)
 
-        result = self._solve(method, quad, problem, V0, X.dtype)
+        result = self._solve(
+            method,
+            quad,
+            problem,
+            V0,
+            X.dtype,
+            lambda V: hooks.step(lambda: self._user_solution(problem, V)),
+        )
+        self._store_result(problem, result)
+        hooks.end()
+        self._warn_if_not_converged(result)
+        return self
+
+    def _store_result(self, problem, result):
+        """Store a solver's result, refusing non-finite coefficients."""
         coef, intercept = problem.design.to_user_units(
             result.coef * problem.y_scale, problem.y_offset
         )
@@ -258,21 +278,23 @@ class GDLinearRegressor(BaseGDRegressor):
             "The data may hold values too large for the floating-point type; "
             "rescale X and y.",
         )
-
         self._store_solution(problem, result.coef)
         self.n_iter_ = result.n_iter
         self.loss_curve_ = result.loss_curve
-        if not result.converged:
-            warnings.warn(
-                f"{type(self).__name__} did not converge: after "
-                f"max_iter={self.max_iter} iterations the gradient norm is "
-                f"{result.grad_ratio:.2e} times its initial value, above "
-                f"tol={self.tol}. Increase max_iter, or use "
-                "learning_rate='auto' and acceleration='auto' for the fastest "
-                "solver.",
-                ConvergenceWarning,
-            )
-        return self
+
+    def _warn_if_not_converged(self, result):
+        """``ConvergenceWarning`` when ``max_iter`` ended the solver."""
+        if result.converged or result.stopped:
+            return
+        warnings.warn(
+            f"{type(self).__name__} did not converge: after "
+            f"max_iter={self.max_iter} iterations the gradient norm is "
+            f"{result.grad_ratio:.2e} times its initial value, above "
+            f"tol={self.tol}. Increase max_iter, or use "
+            "learning_rate='auto' and acceleration='auto' for the fastest "
+            "solver.",
+            ConvergenceWarning,
+        )
 
     def _use_gram(self, X):
         """Whether to form ``Z^T W Z`` once instead of using ``X`` each step."""
@@ -316,12 +338,19 @@ class GDLinearRegressor(BaseGDRegressor):
             return "nesterov" if auto_step else "none"
         return self.acceleration
 
-    def _solve(self, method, quad, problem, V0, dtype):
+    def _solve(self, method, quad, problem, V0, dtype, on_iteration):
         """Run the chosen solver; translate divergence into a clear error."""
         tol = self.tol if dtype == np.float64 else max(self.tol, 1e-4)
         report = self._reporter()
         if method == "cg":
-            return solve_cg(quad, V0, tol=tol, max_iter=self.max_iter, report=report)
+            return solve_cg(
+                quad,
+                V0,
+                tol=tol,
+                max_iter=self.max_iter,
+                report=report,
+                on_iteration=on_iteration,
+            )
         step = None if self.learning_rate == "auto" else float(self.learning_rate)
         try:
             return solve_proximal_gradient(
@@ -333,6 +362,7 @@ class GDLinearRegressor(BaseGDRegressor):
                 tol=tol,
                 max_iter=self.max_iter,
                 report=report,
+                on_iteration=on_iteration,
             )
         except DivergenceError as exc:
             curvature = largest_curvature(quad, V0.shape, dtype)

@@ -6,10 +6,11 @@ from math import ceil
 import numpy as np
 import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import r2_score
 from sklearn.utils import check_random_state
 from sklearn.utils.extmath import safe_sparse_dot
 
-from ._base import BaseGDRegressor
+from ._base import BaseGDRegressor, FitHooks
 from ._kernels import row_norms_sq, sgd_pass
 from ._objective import soft_threshold
 from ._scaling import (
@@ -310,6 +311,7 @@ class SGDLinearRegressor(BaseGDRegressor):
         with self._all_or_nothing():
             self._check_parameters()
             warm = self.warm_start and hasattr(self, "coef_")
+            hooks = self._hooks(X, y, sample_weight, self.max_iter)
             X, y, sample_weight = self._validate_fit_data(
                 X, y, sample_weight, reset=not warm
             )
@@ -323,7 +325,9 @@ class SGDLinearRegressor(BaseGDRegressor):
             if not warm:
                 self._reset(y_train, w_train)
             self.t_ = 0 if not warm else self.t_
-            self._run(X_train, y_train, w_train, rng, self.max_iter, validation, X, y)
+            self._run(X_train, y_train, w_train, rng, self.max_iter, validation, X, y,
+                      hooks=hooks)  # fmt: skip
+            hooks.end()
         return self
 
     def partial_fit(self, X, y, sample_weight=None):
@@ -351,6 +355,7 @@ class SGDLinearRegressor(BaseGDRegressor):
         with self._all_or_nothing():
             self._check_parameters()
             first = not hasattr(self, "coef_")
+            hooks = self._hooks(X, y, sample_weight, 1)
             X, y, sample_weight = self._validate_fit_data(
                 X, y, sample_weight, reset=first
             )
@@ -366,8 +371,19 @@ class SGDLinearRegressor(BaseGDRegressor):
                 self._check_targets(y)
                 self._moments = merge_moments(self._moments, moments)
             rng = _partial_fit_rng(self.random_state, self.t_)
-            self._run(X, y, sample_weight, rng, 1, None, None, None, partial=True)
+            self._run(X, y, sample_weight, rng, 1, None, None, None, partial=True,
+                      hooks=hooks)  # fmt: skip
+            hooks.end()
         return self
+
+    def _hooks(self, X, y, sample_weight, max_epochs):
+        """The callbacks' hooks for a fit of up to ``max_epochs`` epochs."""
+        hooks = FitHooks(self, X, y, sample_weight, max_epochs, "epoch")
+        if hasattr(self, "coef_"):
+            hooks.begin({"coef_": self.coef_, "intercept_": self.intercept_})
+        else:
+            hooks.begin()
+        return hooks
 
     def _batch_for(self, n_samples):
         """The mini-batch size: the parameter, or for 'auto' 32 samples, fewer
@@ -459,8 +475,9 @@ class SGDLinearRegressor(BaseGDRegressor):
         )
 
     def _run(self, X, y, sample_weight, rng, max_epochs, validation, X_all, y_all,
-             partial=False):  # fmt: skip
-        """Run up to ``max_epochs`` epochs from the current coefficients."""
+             partial=False, hooks=None):  # fmt: skip
+        """Run up to ``max_epochs`` epochs from the current coefficients;
+        ``hooks`` hears each epoch's end and may stop the fit."""
         if not (partial and hasattr(self, "_batch")):
             self._batch = self._batch_for(None if partial else X.shape[0])
         internal = self._internal_problem(X, y, sample_weight, whiten=not partial)
@@ -509,7 +526,9 @@ class SGDLinearRegressor(BaseGDRegressor):
             loss_curve.append(_times(_times(loss, internal.y_scale), internal.y_scale))
 
             if validation is not None:
-                score = self.score(X_all[validation], y_all[validation])
+                score = r2_score(
+                    y_all[validation], self._linear_predict(X_all[validation])
+                )
                 scores.append(score)
                 improved = (
                     score
@@ -524,6 +543,11 @@ class SGDLinearRegressor(BaseGDRegressor):
                 rose = loss > previous
             if report is not None:
                 report(epoch + 1, loss_curve[-1], self._schedule_.current, np.nan)
+            solution = {"coef_": self.coef_, "intercept_": self.intercept_}
+            if hooks is not None and hooks.step(solution) and not partial:
+                # A callback ended the fit: no convergence warning.
+                converged = True
+                break
             if partial:
                 # A pass that leaves its own rows fitted worse than before
                 # has reached the step's noise floor: lower the step.

@@ -24,6 +24,7 @@ class SolverResult:
     converged: bool = False
     loss_curve: list = field(default_factory=list)
     grad_ratio: float = 0.0
+    stopped: bool = False
 
 
 class DivergenceError(ArithmeticError):
@@ -37,14 +38,17 @@ class DivergenceError(ArithmeticError):
 
 
 class _Monitor:
-    """Track the stopping criterion, the loss curve and verbose output."""
+    """Track the stopping criterion, the loss curve, verbose output and the
+    per-iteration hook, which may ask the solver to stop."""
 
-    def __init__(self, c, S0, tol, report, unit=1.0):
+    def __init__(self, c, S0, tol, report, unit=1.0, on_iteration=None):
         at_zero, at_start = _column_norm(c), _column_norm(S0)
         self.unit = unit
         self.reference = np.where(at_zero > 0, at_zero, at_start)
         self.tol = tol
         self.report = report
+        self.on_iteration = on_iteration
+        self.stopped = False
         self.loss_curve = []
         self.grad_ratio = self._ratio(S0)
 
@@ -57,13 +61,15 @@ class _Monitor:
     def done(self):
         return self.grad_ratio <= self.tol
 
-    def record(self, objective, S, step):
+    def record(self, objective, S, step, V):
         self.grad_ratio = self._ratio(S)
         self.loss_curve.append(float(np.sum(objective)) * self.unit)
         if self.report is not None:
             self.report(
                 len(self.loss_curve), self.loss_curve[-1], step, self.grad_ratio
             )
+        if self.on_iteration is not None:
+            self.stopped = bool(self.on_iteration(V))
 
     def result(self, coef):
         return SolverResult(
@@ -72,6 +78,7 @@ class _Monitor:
             converged=self.done(),
             loss_curve=self.loss_curve,
             grad_ratio=self.grad_ratio,
+            stopped=self.stopped,
         )
 
 
@@ -93,7 +100,9 @@ def _start(quad, V0):
     return quad.hvp(V0)
 
 
-def solve_cg(quad, V0, *, tol: float, max_iter: int, report=None) -> SolverResult:
+def solve_cg(
+    quad, V0, *, tol: float, max_iter: int, report=None, on_iteration=None
+) -> SolverResult:
     """Conjugate gradients on the smooth objective (no L1 part).
 
     Gradient descent along directions that mix the new gradient with the
@@ -119,13 +128,18 @@ def solve_cg(quad, V0, *, tol: float, max_iter: int, report=None) -> SolverResul
     report : callable or None
         Called as ``report(iteration, objective, step, grad_ratio)``.
 
+    on_iteration : callable or None
+        Called as ``on_iteration(V)`` after each iteration, with the current
+        coefficients (not to be kept: they change in place); a true return
+        value stops the solver.
+
     Returns
     -------
     result : SolverResult
     """
     V = V0.copy()
     G = quad.gradient(_start(quad, V))
-    monitor = _Monitor(quad.c, G, tol, report, quad.unit)
+    monitor = _Monitor(quad.c, G, tol, report, quad.unit, on_iteration)
     P = -G
     gg = np.sum(G * G, axis=0)
     while not monitor.done() and len(monitor.loss_curve) < max_iter:
@@ -133,7 +147,9 @@ def solve_cg(quad, V0, *, tol: float, max_iter: int, report=None) -> SolverResul
         step = _safe_divide(gg, np.sum(P * HP, axis=0))
         V += step * P
         G += step * HP
-        monitor.record(quad.value(V, G + quad.c), G, np.max(step))
+        monitor.record(quad.value(V, G + quad.c), G, np.max(step), V)
+        if monitor.stopped:
+            break
         if monitor.done():
             G = quad.gradient(quad.hvp(V))
             monitor.grad_ratio = monitor._ratio(G)
@@ -157,6 +173,7 @@ def solve_proximal_gradient(
     tol: float,
     max_iter: int,
     report=None,
+    on_iteration=None,
 ) -> SolverResult:
     """Proximal gradient descent, optionally accelerated with restarts.
 
@@ -197,6 +214,10 @@ def solve_proximal_gradient(
     report : callable or None
         Called as ``report(iteration, objective, step, grad_ratio)``.
 
+    on_iteration : callable or None
+        Called as ``on_iteration(V)`` after each accepted iteration; a true
+        return value stops the solver.
+
     Returns
     -------
     result : SolverResult
@@ -211,7 +232,7 @@ def solve_proximal_gradient(
     HX = _start(quad, X_prev)
     f_start = quad.value(X_prev, HX) + l1_value(X_prev, l1)
     S0 = min_norm_subgradient(X_prev, quad.gradient(HX), l1)
-    monitor = _Monitor(quad.c, S0, tol, report, quad.unit)
+    monitor = _Monitor(quad.c, S0, tol, report, quad.unit, on_iteration)
     Y, HY = X_prev, HX
     steps = np.full(np.shape(quad.yy), 1.0 if step is None else step, V0.dtype)
     t = np.ones(np.shape(quad.yy))
@@ -229,7 +250,10 @@ def solve_proximal_gradient(
         if step is not None:
             _check_divergence(len(monitor.loss_curve) + 1, f_start, objective)
         S = min_norm_subgradient(V, quad.gradient(HV), l1)
-        monitor.record(objective, S, float(np.max(steps)))
+        monitor.record(objective, S, float(np.max(steps)), V)
+        if monitor.stopped:
+            X_prev = V
+            break
         if momentum:
             restart = np.sum((Y - V) * (V - X_prev), axis=0) > 0
             t_next = np.where(restart, 1.0, 0.5 * (1 + np.sqrt(1 + 4 * t * t)))

@@ -4,7 +4,7 @@ This module is the one place where gdreg imports scikit-learn's private
 helpers, so that a change in scikit-learn's internals touches one file.
 """
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from numbers import Integral, Real
 
 import numpy as np
@@ -15,11 +15,25 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils.validation import _check_sample_weight, check_array
 
+try:
+    from sklearn.callback import CallbackSupportMixin
+    from sklearn.callback._callback_support import callback_management_context
+except ImportError:  # scikit-learn before 1.9 has no callback API
+
+    class CallbackSupportMixin:
+        """Stand-in for scikit-learn versions without ``sklearn.callback``."""
+
+    def callback_management_context(estimator):
+        return nullcontext()
+
+
 __all__ = [
+    "CallbackSupportMixin",
     "Integral",
     "Interval",
     "Real",
     "StrOptions",
+    "callback_management_context",
     "check_parameters",
     "check_sample_weight",
     "check_finite_result",
@@ -41,7 +55,13 @@ def naming_input(name):
         yield
     except (TypeError, ValueError) as exc:
         message = str(exc)
-        if message.startswith(f"{name} ") or "features, but" in message:
+        # scikit-learn's messages about the number or names of features
+        # already say what was expected.
+        if (
+            message.startswith(f"{name} ")
+            or "features, but" in message
+            or "feature names" in message
+        ):
             raise
         raise type(exc)(
             f"{name} is not valid input: {message.rstrip('.')}. {name} must be "
