@@ -20,6 +20,9 @@ from sphinx.util import logging
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 sys.path.insert(0, str(DOCS))
+# The user guide's array API example needs SciPy's array API support, which
+# SciPy reads once, when it is first imported.
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
 import gdreg  # noqa: E402
 

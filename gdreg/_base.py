@@ -1,24 +1,29 @@
 """What the gradient-descent regressors share: parameters, data, predict."""
 
+import math
 from contextlib import contextmanager
 
-import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._scaling import ScaledDesign, feature_statistics
+from ._scaling import ScaledDesign, _column, feature_statistics
 from ._validation import (
     CallbackSupportMixin,
     Integral,
     Interval,
     Real,
     StrOptions,
+    array_namespace,
     callback_management_context,
     check_parameters,
+    check_predict_namespace,
     check_sample_weight,
     check_target,
     naming_input,
+    to_namespace,
+    to_numpy,
+    widest_float,
 )
 
 
@@ -66,7 +71,13 @@ class BaseGDRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator):
     :class:`Problem` and stores solutions as ``coef_`` and ``intercept_``.
     With scikit-learn 1.9 or later it also takes callbacks
     (``set_callbacks``), which :class:`FitHooks` calls during fits.
+
+    Subclasses whose solvers are written for any array API namespace set
+    ``_array_api = True``; the others see NumPy data only, as arrays of other
+    libraries are copied to NumPy when array API dispatch is on.
     """
+
+    _array_api = False
 
     _parameter_constraints: dict = {
         "penalty": [StrOptions({"l2", "l1", "elasticnet"}), None],
@@ -102,19 +113,24 @@ class BaseGDRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator):
     def _validate_fit_data(self, X, y, sample_weight, reset):
         """Check ``X``, ``y`` and ``sample_weight``; ``y`` gets ``X``'s dtype."""
         X = self._validate_features(X, reset=reset)
+        xp, device = array_namespace(X)
+        y, sample_weight = to_namespace(y, sample_weight, xp=xp, device=device)
         y = check_target(y, X)
         sample_weight = check_sample_weight(sample_weight, X, X.dtype)
         return X, y, sample_weight
 
     def _validate_features(self, X, reset):
         """Check ``X``; errors name it and say what it must hold."""
+        if not self._array_api:
+            X = to_numpy(X)
+        xp, _ = array_namespace(X)
         with naming_input("X"):
             return validate_data(
                 self,
                 X,
                 reset=reset,
                 accept_sparse=["csr", "csc"],
-                dtype=[np.float64, np.float32],
+                dtype=[xp.float64, xp.float32],
             )
 
     def _penalty_strengths(self):
@@ -131,35 +147,44 @@ class BaseGDRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator):
             X, sample_weight, fit_intercept=self.fit_intercept, l2=l2
         )
         design = ScaledDesign(X, center, inv_scale)
-        uniform = np.all(sample_weight == sample_weight[0])
-        weights = None if uniform else sample_weight / sample_weight.sum()
-        y = y.astype(np.float64)
-        if self.fit_intercept:
-            y_offset = np.average(y, axis=0, weights=weights)
+        xp, device = design.xp, design.device
+        uniform = bool(xp.all(sample_weight == sample_weight[0]))
+        weights = None if uniform else sample_weight / xp.sum(sample_weight)
+        wide = widest_float(xp, device)
+        y = xp.astype(y, wide)
+        if not self.fit_intercept:
+            y_offset = xp.zeros(tuple(y.shape[1:]), dtype=wide, device=device)
+        elif weights is None:
+            y_offset = xp.mean(y, axis=0)
         else:
-            y_offset = np.zeros(y.shape[1:])
+            w = _column(xp.astype(weights, wide), y)
+            y_offset = xp.sum(y * w, axis=0) / xp.sum(w)
         y -= y_offset
-        y_scale = float(np.max(np.abs(y), initial=0.0))
-        y_scale = y_scale if 0 < y_scale < np.inf else 1.0
+        y_scale = float(xp.max(xp.abs(y))) if math.prod(y.shape) else 0.0
+        y_scale = y_scale if 0 < y_scale < math.inf else 1.0
         y /= y_scale
         return Problem(
             design=design,
-            y=y.astype(X.dtype),
-            y_offset=y_offset.astype(X.dtype),
+            y=xp.astype(y, X.dtype),
+            y_offset=xp.astype(y_offset, X.dtype),
             y_scale=y_scale,
             weights=weights,
             l1=(l1 / y_scale * inv_scale) if l1 > 0 else None,
-            l2=(l2 * inv_scale**2).astype(X.dtype),
+            l2=xp.astype(l2 * inv_scale**2, X.dtype),
         )
 
     def _initial_coef(self, problem):
         """Zero, or the previous solution in internal units with warm start."""
-        shape = (problem.design.shape[1],) + problem.y.shape[1:]
+        design = problem.design
+        xp, device = design.xp, design.device
+        shape = (design.shape[1],) + tuple(problem.y.shape[1:])
         dtype = problem.y.dtype
         if not (self.warm_start and hasattr(self, "coef_")):
-            return np.zeros(shape, dtype=dtype)
-        coef = np.asarray(self.coef_, dtype=dtype).T.reshape(shape) / problem.y_scale
-        V, _ = problem.design.to_internal_units(coef, np.zeros(shape[1:], dtype))
+            return xp.zeros(shape, dtype=dtype, device=device)
+        coef = xp.asarray(to_namespace(self.coef_, xp=xp, device=device))
+        coef = xp.reshape(_transpose(xp.astype(coef, dtype)), shape) / problem.y_scale
+        zero = xp.zeros(shape[1:], dtype=dtype, device=device)
+        V, _ = design.to_internal_units(coef, zero)
         return V
 
     def _store_solution(self, problem, V):
@@ -169,13 +194,14 @@ class BaseGDRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator):
 
     def _user_solution(self, problem, V):
         """``coef_`` and ``intercept_`` for internal coefficients ``V``."""
+        xp = problem.design.xp
         coef, intercept = problem.design.to_user_units(
             V * problem.y_scale, problem.y_offset
         )
         dtype = problem.y.dtype
-        intercept = np.asarray(intercept, dtype=dtype)
+        intercept = xp.astype(xp.asarray(intercept), dtype)
         return {
-            "coef_": coef.T.astype(dtype),
+            "coef_": xp.astype(_transpose(coef), dtype),
             "intercept_": intercept if intercept.ndim else intercept[()],
         }
 
@@ -211,12 +237,15 @@ class BaseGDRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator):
 
         if is_dask_collection(X):
             return predict_dask(self, X)
+        if self._array_api:
+            check_predict_namespace(X, self)
         return self._linear_predict(self._validate_features(X, reset=False))
 
     def _linear_predict(self, X):
         """``X @ coef_.T + intercept_`` for already validated ``X``."""
-        coef = self.coef_.astype(X.dtype, copy=False)
-        return safe_sparse_dot(X, coef.T, dense_output=True) + self.intercept_
+        xp, _ = array_namespace(X)
+        coef = _transpose(xp.astype(self.coef_, X.dtype, copy=False))
+        return safe_sparse_dot(X, coef, dense_output=True) + self.intercept_
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -226,6 +255,11 @@ class BaseGDRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator):
 
     def _check_parameters(self):
         check_parameters(self)
+
+
+def _transpose(A):
+    """``A.T`` for a matrix; a vector is its own transpose."""
+    return A.T if A.ndim == 2 else A
 
 
 class FitHooks:

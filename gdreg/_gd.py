@@ -14,7 +14,13 @@ from ._solvers import (
     solve_cg,
     solve_proximal_gradient,
 )
-from ._validation import Interval, Real, StrOptions, check_finite_result
+from ._validation import (
+    Interval,
+    Real,
+    StrOptions,
+    check_finite_result,
+    namespace,
+)
 
 # Above this many features the (d, d) matrix of precompute='auto' costs more
 # memory and time per step than it saves.
@@ -156,6 +162,15 @@ class GDLinearRegressor(BaseGDRegressor):
     which is why it is the default without an L1 part; with one, the
     accelerated proximal method may need many more iterations on such data.
 
+    With scikit-learn's ``array_api_dispatch`` switched on, dense ``X`` from
+    any library that follows the array API standard (PyTorch,
+    array-api-strict, ...) is used as it is: every product with ``X`` runs
+    in that library and on the device of ``X``, ``y`` and ``sample_weight``
+    are moved there, and ``coef_``, ``intercept_`` and the predictions are
+    arrays of the same library and device. ``predict`` refuses data from
+    another library or device than the fit's. Sparse ``X`` is always
+    handled by NumPy and SciPy.
+
     Examples
     --------
     >>> import numpy as np
@@ -168,6 +183,8 @@ class GDLinearRegressor(BaseGDRegressor):
     >>> round(float(reg.intercept_), 6)
     1.0
     """
+
+    _array_api = True
 
     _parameter_constraints: dict = {
         **BaseGDRegressor._parameter_constraints,
@@ -266,6 +283,11 @@ class GDLinearRegressor(BaseGDRegressor):
         self._warn_if_not_converged(result)
         return self
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.array_api_support = True
+        return tags
+
     def _store_result(self, problem, result):
         """Store a solver's result, refusing non-finite coefficients."""
         coef, intercept = problem.design.to_user_units(
@@ -340,7 +362,8 @@ class GDLinearRegressor(BaseGDRegressor):
 
     def _solve(self, method, quad, problem, V0, dtype, on_iteration):
         """Run the chosen solver; translate divergence into a clear error."""
-        tol = self.tol if dtype == np.float64 else max(self.tol, 1e-4)
+        xp = namespace(V0)
+        tol = self.tol if dtype == xp.float64 else max(self.tol, 1e-4)
         report = self._reporter()
         if method == "cg":
             return solve_cg(

@@ -12,9 +12,8 @@ quadratic ``1/2 v . H v - v . c + 1/2 yy`` with ``H = Z^T W Z + diag(l2)``,
 have one column per target and the objective is the sum over columns.
 """
 
-import numpy as np
-
 from ._scaling import _column, scaled_gram
+from ._validation import namespace, widest_float
 
 
 class Quadratic:
@@ -45,9 +44,10 @@ class Quadratic:
         self.l2 = l2
         self.unit = unit
         self.n_hvp = 0
-        weighted_y = self._weigh(y.copy())
+        xp = design.xp
+        weighted_y = self._weigh(xp.asarray(y, copy=True))
         self.c = design.rmatvec(weighted_y)
-        self.yy = np.sum(y * weighted_y, axis=0)
+        self.yy = xp.sum(y * weighted_y, axis=0)
 
     def _weigh(self, R):
         """Multiply the rows of ``R`` by the sample weights, in place."""
@@ -66,7 +66,7 @@ class Quadratic:
 
     def value(self, V, HV):
         """Smooth objective per target, from ``V`` and ``H @ V``."""
-        return 0.5 * self.yy + np.sum(V * (0.5 * HV - self.c), axis=0)
+        return 0.5 * self.yy + namespace(V).sum(V * (0.5 * HV - self.c), axis=0)
 
     def gradient(self, HV):
         """Gradient of the smooth part, from ``H @ V``."""
@@ -88,15 +88,19 @@ class GramQuadratic(Quadratic):
         self.l2 = l2
         self.unit = unit
         self.n_hvp = 0
-        y64 = y.astype(np.float64)
+        xp, device = design.xp, design.device
+        wide = widest_float(xp, device)
+        y64 = xp.astype(y, wide)
         gram, cross = scaled_gram(
             design.X, design.center, design.inv_scale, weights, y64
         )
-        self.hessian = gram + np.diag(l2.astype(np.float64))
-        self.c = cross.astype(y.dtype)
-        self.hessian = self.hessian.astype(y.dtype)
-        w = 1 / len(y) if weights is None else _column(weights, y)
-        self.yy = np.sum(w * y64 * y64, axis=0).astype(y.dtype)
+        # The identity times a row of strengths is the diagonal matrix.
+        n_features = l2.shape[0]
+        eye = xp.eye(n_features, dtype=wide, device=device)
+        self.hessian = xp.astype(gram + eye * xp.astype(l2, wide), y.dtype)
+        self.c = xp.astype(cross, y.dtype)
+        w = 1 / y.shape[0] if weights is None else _column(weights, y)
+        self.yy = xp.astype(xp.sum(w * y64 * y64, axis=0), y.dtype)
 
     def hvp(self, V):
         """Return ``H @ V`` from the stored matrix."""
@@ -108,12 +112,15 @@ def l1_value(V, l1):
     """The L1 part of the objective per target."""
     if l1 is None:
         return 0.0
-    return np.sum(np.abs(V) * _column(l1, V), axis=0)
+    xp = namespace(V)
+    return xp.sum(xp.abs(V) * _column(l1, V), axis=0)
 
 
 def soft_threshold(V, threshold):
     """Proximal operator of ``threshold * |v|``, coordinate-wise."""
-    return np.sign(V) * np.maximum(np.abs(V) - threshold, 0.0)
+    xp = namespace(V)
+    excess = xp.abs(V) - threshold
+    return xp.sign(V) * xp.maximum(excess, xp.zeros_like(excess))
 
 
 def min_norm_subgradient(V, G, l1):
@@ -124,5 +131,6 @@ def min_norm_subgradient(V, G, l1):
     """
     if l1 is None:
         return G
+    xp = namespace(V)
     l1 = _column(l1, V)
-    return np.where(V != 0, G + l1 * np.sign(V), soft_threshold(G, l1))
+    return xp.where(V != 0, G + l1 * xp.sign(V), soft_threshold(G, l1))

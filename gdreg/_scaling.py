@@ -5,10 +5,14 @@ The solvers work on ``Z = (X - center) * inv_scale`` without ever forming
 ``X.T`` and a few operations on vectors, for dense and sparse ``X`` alike.
 """
 
+import math
+
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import rq
 from sklearn.utils.sparsefuncs import mean_variance_axis
+
+from ._validation import array_namespace, widest_float
 
 # Rows per chunk when a statistic of dense X is computed piecewise; keeps the
 # temporary at a few megabytes whatever the number of rows.
@@ -59,14 +63,20 @@ def weighted_moments(X, sample_weight):
     is first divided by its largest magnitude. Dense ``X`` is read a chunk
     of rows at a time and never copied.
     """
-    weights = sample_weight / sample_weight.sum(dtype=np.float64)
-    unit = np.ones(X.shape[1])
+    xp, device = array_namespace(X)
+    wide = widest_float(xp, device)
+    weights = xp.astype(sample_weight, wide)
+    weights /= xp.sum(weights)
+    unit = xp.ones(X.shape[1], dtype=wide, device=device)
+    # Only NumPy (and libraries built on it) warn about overflow; the check
+    # below handles it for every library.
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         mean, var = _moments(X, weights, unit)
-    if _needs_rescaling(mean, var):
+        rescale = _needs_rescaling(mean, var)
+    if rescale:
         unit = _column_magnitude(X)
         mean, var = _moments(X, weights, unit)
-    return mean * unit, np.sqrt(var) * unit
+    return mean * unit, xp.sqrt(var) * unit
 
 
 def _moments(X, weights, unit):
@@ -83,27 +93,28 @@ def _moments(X, weights, unit):
 
 
 def _needs_rescaling(mean, var):
-    size = np.abs(mean)
-    with np.errstate(over="ignore"):
-        return bool(
-            np.any(~np.isfinite(var))
-            or np.any(size > 1e150)
-            or np.any((size > 0) & (size < 1e-140))
-            or np.any((var > 0) & (var < 1e-280))
-        )
+    xp, _ = array_namespace(mean)
+    size = xp.abs(mean)
+    return bool(
+        xp.any(~xp.isfinite(var))
+        or xp.any(size > 1e150)
+        or xp.any((size > 0) & (size < 1e-140))
+        or xp.any((var > 0) & (var < 1e-280))
+    )
 
 
 def _column_magnitude(X):
     """Largest absolute value per column, 1 for all-zero columns."""
+    xp, device = array_namespace(X)
+    wide = widest_float(xp, device)
     if sp.issparse(X):
-        magnitude = abs(X).max(axis=0).toarray().ravel()
+        magnitude = abs(X).max(axis=0).toarray().ravel().astype(np.float64)
     else:
-        magnitude = np.zeros(X.shape[1])
+        magnitude = xp.zeros(X.shape[1], dtype=wide, device=device)
         for rows in _row_chunks(X):
-            np.maximum(magnitude, np.abs(X[rows]).max(axis=0), out=magnitude)
-    magnitude = magnitude.astype(np.float64)
-    magnitude[~(magnitude > 0)] = 1.0
-    return magnitude
+            largest = xp.max(xp.abs(X[rows, ...]), axis=0)
+            magnitude = xp.maximum(magnitude, xp.astype(largest, wide))
+    return xp.where(magnitude > 0, magnitude, 1.0)
 
 
 def internal_coordinates(mean, std, *, fit_intercept, l2, dtype):
@@ -112,36 +123,44 @@ def internal_coordinates(mean, std, *, fit_intercept, l2, dtype):
     See :func:`feature_statistics` for their meaning. Norms are formed with
     ``hypot`` so that no square overflows.
     """
+    xp, _ = array_namespace(mean)
     if fit_intercept:
         center = mean
         spread = std
     else:
-        center = np.zeros_like(mean)
-        spread = np.hypot(std, mean)
-    constant = spread <= 10 * np.finfo(dtype).eps * np.abs(mean)
-    diag_root = np.hypot(np.where(constant, 0.0, spread), np.sqrt(l2))
-    with np.errstate(divide="ignore"):
-        inv_scale = np.where(diag_root > 0, 1.0 / diag_root, 0.0)
-    return center.astype(dtype, copy=False), inv_scale.astype(dtype, copy=False)
+        center = xp.zeros_like(mean)
+        spread = xp.hypot(std, mean)
+    constant = spread <= 10 * xp.finfo(dtype).eps * xp.abs(mean)
+    diag_root = xp.hypot(
+        xp.where(constant, 0.0, spread), xp.full_like(spread, math.sqrt(l2))
+    )
+    positive = diag_root > 0
+    inv_scale = xp.where(positive, 1.0 / xp.where(positive, diag_root, 1.0), 0.0)
+    return (
+        xp.astype(center, dtype, copy=False),
+        xp.astype(inv_scale, dtype, copy=False),
+    )
 
 
 def _dense_mean(X, weights, unit):
     """Weighted column means of ``X / unit``, without copying ``X``."""
-    if X.dtype == np.float64 and np.all(unit == 1):
+    xp, device = array_namespace(X)
+    if X.dtype == weights.dtype and bool(xp.all(unit == 1)):
         return weights @ X
-    total = np.zeros(X.shape[1], dtype=np.float64)
+    total = xp.zeros(X.shape[1], dtype=weights.dtype, device=device)
     for rows in _row_chunks(X):
-        total += weights[rows] @ (X[rows] / unit)
+        total += weights[rows] @ (xp.astype(X[rows, ...], unit.dtype) / unit)
     return total
 
 
 def _dense_centred_mean_square(X, weights, mean, unit):
     """Weighted mean of ``(X / unit - mean) ** 2`` per column."""
-    total = np.zeros(X.shape[1], dtype=np.float64)
+    xp, device = array_namespace(X)
+    total = xp.zeros(X.shape[1], dtype=weights.dtype, device=device)
     for rows in _row_chunks(X):
-        block = X[rows] / unit
+        block = xp.astype(X[rows, ...], unit.dtype) / unit
         block -= mean
-        np.square(block, out=block)
+        block *= block
         total += weights[rows] @ block
     return total
 
@@ -150,7 +169,10 @@ def _row_chunks(X):
     """Slices of rows holding about ``_CHUNK_ELEMENTS`` entries each."""
     n_samples, n_features = X.shape
     step = max(1, _CHUNK_ELEMENTS // max(n_features, 1))
-    return [slice(start, start + step) for start in range(0, n_samples, step)]
+    return [
+        slice(start, min(start + step, n_samples))
+        for start in range(0, n_samples, step)
+    ]
 
 
 class ScaledDesign:
@@ -169,7 +191,8 @@ class ScaledDesign:
         self.X = X
         self.center = center
         self.inv_scale = inv_scale
-        self._centred = bool(np.any(center != 0))
+        self.xp, self.device = array_namespace(inv_scale)
+        self._centred = bool(self.xp.any(center != 0))
 
     @property
     def shape(self):
@@ -187,8 +210,7 @@ class ScaledDesign:
         """Return ``Z.T @ R`` for ``R`` of shape (n_samples,) or (n_samples, k)."""
         out = self.X.T @ R
         if self._centred:
-            col_sums = R.sum(axis=0)
-            out -= np.multiply.outer(self.center, col_sums)
+            out -= _column(self.center, out) * self.xp.sum(R, axis=0)
         out *= _column(self.inv_scale, out)
         return out
 
@@ -196,7 +218,7 @@ class ScaledDesign:
         """Map internal coefficients to ``coef`` and ``intercept`` of ``X``.
 
         A coefficient beyond the floating-point range comes out infinite,
-        for the caller to report.
+        for the caller to report (NumPy's overflow warnings are silenced).
         """
         with np.errstate(over="ignore", invalid="ignore"):
             coef = V * _column(self.inv_scale, V)
@@ -205,10 +227,10 @@ class ScaledDesign:
 
     def to_internal_units(self, coef, intercept):
         """Inverse of :meth:`to_user_units` on the span of non-constant features."""
+        xp = self.xp
         intercept = intercept + self.center @ coef
-        scale = np.zeros_like(self.inv_scale)
         active = self.inv_scale > 0
-        scale[active] = 1.0 / self.inv_scale[active]
+        scale = xp.where(active, 1.0 / xp.where(active, self.inv_scale, 1.0), 0.0)
         return coef * _column(scale, coef), intercept
 
 
@@ -234,8 +256,11 @@ def merge_moments(first, second):
 
 def _dense_chunk(X, rows, center, inv_scale):
     """Rows of ``X``, densified if sparse, centred and scaled, in float64."""
-    block = X[rows]
-    block = block.toarray() if sp.issparse(block) else block.astype(np.float64)
+    if sp.issparse(X):
+        block = X[rows].toarray()
+    else:
+        xp, device = array_namespace(X)
+        block = xp.astype(X[rows, ...], widest_float(xp, device))
     return (block - center) * inv_scale
 
 
@@ -248,19 +273,23 @@ def scaled_gram(X, center, inv_scale, weights, Y=None):
     ``1 / n_samples`` each.
     """
     n_samples, n_features = X.shape
-    gram = np.zeros((n_features, n_features))
-    cross = None if Y is None else np.zeros((n_features,) + Y.shape[1:])
+    xp, device = array_namespace(center)
+    wide = widest_float(xp, device)
+    gram = xp.zeros((n_features, n_features), dtype=wide, device=device)
+    cross = None
+    if Y is not None:
+        cross = xp.zeros((n_features,) + tuple(Y.shape[1:]), dtype=wide, device=device)
     for rows in _row_chunks(X):
         Z = _dense_chunk(X, rows, center, inv_scale)
         if weights is None:
             gram += Z.T @ Z
             if Y is not None:
-                cross += Z.T @ Y[rows]
+                cross += Z.T @ Y[rows, ...]
             continue
         weighted = Z * weights[rows, None]
         gram += weighted.T @ Z
         if Y is not None:
-            cross += weighted.T @ Y[rows]
+            cross += weighted.T @ Y[rows, ...]
     if weights is None:
         gram /= n_samples
         if Y is not None:

@@ -215,6 +215,14 @@ class SGDLinearRegressor(BaseGDRegressor):
     seen so far, so a first call on very few rows is scaled poorly until
     more arrive; coefficients are kept in the units of ``X`` between calls.
 
+    The update kernels are written for NumPy and BLAS, so this estimator
+    takes NumPy input only (and SciPy sparse matrices). Under
+    scikit-learn's ``array_api_dispatch``, arrays of other libraries
+    (PyTorch, array-api-strict, ...) are copied to NumPy first, and
+    ``coef_``, ``intercept_`` and the predictions are NumPy arrays; its
+    ``array_api_support`` tag is False. :class:`GDLinearRegressor` computes
+    in the input's own library instead.
+
     Examples
     --------
     >>> import numpy as np

@@ -6,20 +6,27 @@ on any design operator. All of them stop when the norm of the smallest
 subgradient, per target, has fallen below ``tol`` times its value at the
 zero coefficients (the gradient there is ``-c``): a measure of closeness to
 the minimum, not of progress, and the same whatever the starting point.
+
+The arrays stay in the namespace and on the device of the starting point
+(NumPy, or another array API library under scikit-learn's
+``array_api_dispatch``); only the scalars that steer the loop become Python
+floats.
 """
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ._objective import l1_value, min_norm_subgradient, soft_threshold
+from ._validation import array_namespace, namespace, widest_float
 
 
 @dataclass
 class SolverResult:
     """What a solver returns: internal coefficients and its trace."""
 
-    coef: np.ndarray
+    coef: object
     n_iter: int = 0
     converged: bool = False
     loss_curve: list = field(default_factory=list)
@@ -42,9 +49,10 @@ class _Monitor:
     per-iteration hook, which may ask the solver to stop."""
 
     def __init__(self, c, S0, tol, report, unit=1.0, on_iteration=None):
+        self.xp = namespace(c)
         at_zero, at_start = _column_norm(c), _column_norm(S0)
         self.unit = unit
-        self.reference = np.where(at_zero > 0, at_zero, at_start)
+        self.reference = self.xp.where(at_zero > 0, at_zero, at_start)
         self.tol = tol
         self.report = report
         self.on_iteration = on_iteration
@@ -53,17 +61,14 @@ class _Monitor:
         self.grad_ratio = self._ratio(S0)
 
     def _ratio(self, S):
-        norm = _column_norm(S)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(self.reference > 0, norm / self.reference, 0.0)
-        return float(np.max(ratio))
+        return float(self.xp.max(_safe_divide(_column_norm(S), self.reference)))
 
     def done(self):
         return self.grad_ratio <= self.tol
 
     def record(self, objective, S, step, V):
         self.grad_ratio = self._ratio(S)
-        self.loss_curve.append(float(np.sum(objective)) * self.unit)
+        self.loss_curve.append(float(self.xp.sum(objective)) * self.unit)
         if self.report is not None:
             self.report(
                 len(self.loss_curve), self.loss_curve[-1], step, self.grad_ratio
@@ -83,20 +88,22 @@ class _Monitor:
 
 
 def _column_norm(A):
-    return np.sqrt(np.sum(A * A, axis=0, dtype=np.float64))
+    xp, device = array_namespace(A)
+    return xp.sqrt(xp.sum(A * A, axis=0, dtype=widest_float(xp, device)))
 
 
 def _safe_divide(num, den):
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1), 0.0).astype(
-            num.dtype, copy=False
-        )
+    """``num / den`` where ``den`` is positive, zero elsewhere."""
+    xp = namespace(num, den)
+    positive = den > 0
+    return xp.where(positive, num / xp.where(positive, den, 1.0), 0.0)
 
 
 def _start(quad, V0):
     """``H @ V0`` without a product when starting from zero."""
-    if not np.any(V0):
-        return np.zeros_like(V0)
+    xp = namespace(V0)
+    if not bool(xp.any(V0 != 0)):
+        return xp.zeros_like(V0)
     return quad.hvp(V0)
 
 
@@ -137,17 +144,18 @@ def solve_cg(
     -------
     result : SolverResult
     """
-    V = V0.copy()
+    xp = namespace(V0)
+    V = xp.asarray(V0, copy=True)
     G = quad.gradient(_start(quad, V))
     monitor = _Monitor(quad.c, G, tol, report, quad.unit, on_iteration)
     P = -G
-    gg = np.sum(G * G, axis=0)
+    gg = xp.sum(G * G, axis=0)
     while not monitor.done() and len(monitor.loss_curve) < max_iter:
         HP = quad.hvp(P)
-        step = _safe_divide(gg, np.sum(P * HP, axis=0))
+        step = _safe_divide(gg, xp.sum(P * HP, axis=0))
         V += step * P
         G += step * HP
-        monitor.record(quad.value(V, G + quad.c), G, np.max(step), V)
+        monitor.record(quad.value(V, G + quad.c), G, float(xp.max(step)), V)
         if monitor.stopped:
             break
         if monitor.done():
@@ -155,9 +163,9 @@ def solve_cg(
             monitor.grad_ratio = monitor._ratio(G)
             if not monitor.done():
                 P = -G
-                gg = np.sum(G * G, axis=0)
+                gg = xp.sum(G * G, axis=0)
                 continue
-        gg_new = np.sum(G * G, axis=0)
+        gg_new = xp.sum(G * G, axis=0)
         P = -G + _safe_divide(gg_new, gg) * P
         gg = gg_new
     return monitor.result(V)
@@ -228,14 +236,17 @@ def solve_proximal_gradient(
         When a fixed ``step`` makes the objective grow above its starting
         value or become non-finite.
     """
-    X_prev = V0.copy()
+    xp, device = array_namespace(V0)
+    X_prev = xp.asarray(V0, copy=True)
     HX = _start(quad, X_prev)
     f_start = quad.value(X_prev, HX) + l1_value(X_prev, l1)
     S0 = min_norm_subgradient(X_prev, quad.gradient(HX), l1)
     monitor = _Monitor(quad.c, S0, tol, report, quad.unit, on_iteration)
     Y, HY = X_prev, HX
-    steps = np.full(np.shape(quad.yy), 1.0 if step is None else step, V0.dtype)
-    t = np.ones(np.shape(quad.yy))
+    shape = tuple(quad.yy.shape)
+    first = 1.0 if step is None else step
+    steps = xp.full(shape, first, dtype=V0.dtype, device=device)
+    t = xp.ones(shape, dtype=widest_float(xp, device), device=device)
     l1_col = None if l1 is None else (l1 if V0.ndim == 1 else l1[:, None])
     while not monitor.done() and len(monitor.loss_curve) < max_iter:
         V = Y - steps * quad.gradient(HY)
@@ -250,14 +261,14 @@ def solve_proximal_gradient(
         if step is not None:
             _check_divergence(len(monitor.loss_curve) + 1, f_start, objective)
         S = min_norm_subgradient(V, quad.gradient(HV), l1)
-        monitor.record(objective, S, float(np.max(steps)), V)
+        monitor.record(objective, S, float(xp.max(steps)), V)
         if monitor.stopped:
             X_prev = V
             break
         if momentum:
-            restart = np.sum((Y - V) * (V - X_prev), axis=0) > 0
-            t_next = np.where(restart, 1.0, 0.5 * (1 + np.sqrt(1 + 4 * t * t)))
-            beta = np.where(restart, 0.0, (t - 1) / t_next).astype(V.dtype)
+            restart = xp.sum((Y - V) * (V - X_prev), axis=0) > 0
+            t_next = xp.where(restart, 1.0, 0.5 * (1 + xp.sqrt(1 + 4 * t * t)))
+            beta = xp.astype(xp.where(restart, 0.0, (t - 1) / t_next), V.dtype)
             Y = V + beta * (V - X_prev)
             HY = HV + beta * (HV - HX)
             t = t_next
@@ -273,31 +284,38 @@ def _backtrack(D, HD, steps):
     A step is safe when it is at most the inverse of the curvature
     ``D . H D / D . D`` along the move just taken.
     """
-    curvature = _safe_divide(np.sum(D * HD, axis=0), np.sum(D * D, axis=0))
+    xp = namespace(D)
+    curvature = _safe_divide(xp.sum(D * HD, axis=0), xp.sum(D * D, axis=0))
     too_long = curvature * steps > 1 + 1e-6
-    if not np.any(too_long):
+    if not bool(xp.any(too_long)):
         return False, steps
-    shorter = np.minimum(0.5 * steps, 1 / np.where(too_long, curvature, 1))
-    return True, np.where(too_long, shorter, steps).astype(steps.dtype)
+    shorter = xp.minimum(0.5 * steps, 1 / xp.where(too_long, curvature, 1.0))
+    return True, xp.astype(xp.where(too_long, shorter, steps), steps.dtype)
 
 
 def _check_divergence(iteration, f_start, objective):
-    total, start = float(np.sum(objective)), float(np.sum(f_start))
-    if not np.isfinite(total) or total > start + 1e-9 * abs(start):
+    xp = namespace(f_start)
+    total, start = float(xp.sum(objective)), float(xp.sum(f_start))
+    if not math.isfinite(total) or total > start + 1e-9 * abs(start):
         raise DivergenceError(iteration, start, total)
 
 
 def largest_curvature(quad, shape, dtype, n_iter=30, seed=0):
-    """Estimate the largest eigenvalue of ``H`` by power iteration."""
-    rng = np.random.default_rng(seed)
-    V = rng.standard_normal(shape[0]).astype(dtype)
+    """Estimate the largest eigenvalue of ``H`` by power iteration.
+
+    The starting vector is drawn with NumPy and moved to the namespace and
+    device of ``quad.c``, so that every namespace starts from the same one.
+    """
+    xp, device = array_namespace(quad.c)
+    start = np.random.default_rng(seed).standard_normal(shape[0])
+    V = xp.asarray(start, dtype=dtype, device=device)
     value = 0.0
     for _ in range(n_iter):
-        norm = np.linalg.norm(V)
+        norm = float(xp.sqrt(xp.sum(V * V)))
         if norm == 0:
             break
         V /= norm
         HV = quad.hvp(V)
-        value = float(V @ HV)
+        value = float(xp.sum(V * HV))
         V = HV
     return value

@@ -8,6 +8,14 @@ from contextlib import contextmanager, nullcontext
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
+from sklearn import get_config
+from sklearn.utils._array_api import (
+    _is_numpy_namespace,
+    _max_precision_float_dtype,
+    get_namespace,
+    get_namespace_and_device,
+)
 from sklearn.utils._param_validation import (
     Interval,
     StrOptions,
@@ -27,19 +35,92 @@ except ImportError:  # scikit-learn before 1.9 has no callback API
         return nullcontext()
 
 
+try:
+    from sklearn.utils._array_api import check_same_namespace, move_to
+except ImportError:  # scikit-learn before 1.8 has neither helper
+
+    def move_to(*arrays, xp, device):
+        """Stand-in that moves arrays through ``xp.asarray``."""
+        moved = tuple(
+            a if a is None or sp.issparse(a) else xp.asarray(a, device=device)
+            for a in arrays
+        )
+        return moved[0] if len(moved) == 1 else moved
+
+    def check_same_namespace(X, estimator, *, attribute, method):
+        """Stand-in that checks nothing: predict converts ``X`` as it can."""
+
+
 __all__ = [
     "CallbackSupportMixin",
     "Integral",
     "Interval",
     "Real",
     "StrOptions",
+    "array_namespace",
     "callback_management_context",
     "check_parameters",
+    "check_predict_namespace",
     "check_sample_weight",
     "check_finite_result",
     "check_target",
+    "namespace",
     "naming_input",
+    "to_namespace",
+    "to_numpy",
+    "widest_float",
 ]
+
+
+def array_namespace(*arrays):
+    """The array namespace and device of ``arrays``.
+
+    NumPy's (through scikit-learn's wrapper) unless array API dispatch is
+    on; sparse matrices always count as NumPy.
+    """
+    xp, _, device = get_namespace_and_device(*arrays)
+    return xp, device
+
+
+def namespace(*arrays):
+    """The array namespace of ``arrays``, as :func:`array_namespace`."""
+    return get_namespace(*arrays)[0]
+
+
+def widest_float(xp, device):
+    """The most precise floating dtype of ``xp`` on ``device``.
+
+    float64 everywhere but on devices without it, where it is float32.
+    """
+    return _max_precision_float_dtype(xp, device)
+
+
+def to_namespace(*arrays, xp, device):
+    """Move arrays (None passes through) to ``xp`` and ``device``.
+
+    Does nothing without array API dispatch, so that array-likes reach the
+    usual checks as the user gave them.
+    """
+    if not get_config()["array_api_dispatch"]:
+        return arrays[0] if len(arrays) == 1 else arrays
+    return move_to(*arrays, xp=xp, device=device)
+
+
+def to_numpy(X):
+    """``X`` as NumPy data: arrays of other libraries are copied to the CPU.
+
+    Does nothing without array API dispatch, and to sparse matrices, NumPy
+    arrays and array-likes such as lists and data frames.
+    """
+    if not get_config()["array_api_dispatch"] or _is_numpy_namespace(namespace(X)):
+        return X
+    return move_to(X, xp=np, device="cpu")
+
+
+def check_predict_namespace(X, estimator):
+    """Refuse ``X`` from another namespace or device than the fitted model."""
+    check_same_namespace(X, estimator, attribute="coef_", method="predict")
+
 
 _WHAT_IS_ALLOWED = {
     "X": "a 2-D array or sparse matrix of finite real numbers, one row per sample",
@@ -101,14 +182,15 @@ def check_parameters(estimator) -> None:
     )
 
 
-def check_sample_weight(sample_weight, X, dtype) -> np.ndarray:
+def check_sample_weight(sample_weight, X, dtype):
     """Return validated sample weights as a new array of ``dtype``.
 
     Weights must be finite and non-negative, with a positive sum. The input is
     never modified: a copy is returned whenever ``sample_weight`` is given.
     """
+    xp, device = array_namespace(X)
     if sample_weight is None:
-        return np.ones(X.shape[0], dtype=dtype)
+        return xp.ones(X.shape[0], dtype=dtype, device=device)
     sample_weight = _check_sample_weight(
         sample_weight,
         X,
@@ -116,12 +198,12 @@ def check_sample_weight(sample_weight, X, dtype) -> np.ndarray:
         ensure_non_negative=True,
         copy=True,
     )
-    if not np.all(np.isfinite(sample_weight)):
+    if not bool(xp.all(xp.isfinite(sample_weight))):
         raise ValueError(
             "sample_weight contains NaN or infinity; every weight must be a "
             "finite non-negative number."
         )
-    if not sample_weight.sum() > 0:
+    if not float(xp.sum(sample_weight)) > 0:
         raise ValueError(
             "sample_weight sums to zero; at least one sample needs a positive weight."
         )
@@ -130,7 +212,8 @@ def check_sample_weight(sample_weight, X, dtype) -> np.ndarray:
 
 def check_finite_result(name, coef, intercept, remedy) -> None:
     """Raise ``FloatingPointError`` if a fitted result is not finite."""
-    if np.all(np.isfinite(coef)) and np.all(np.isfinite(intercept)):
+    xp = namespace(coef)
+    if bool(xp.all(xp.isfinite(coef))) and bool(xp.all(xp.isfinite(intercept))):
         return
     raise FloatingPointError(
         f"{name} produced non-finite coefficients; the fit was discarded and "
