@@ -243,15 +243,16 @@ def merge_moments(first, second):
     """Combine ``(weight_sum, mean, std)`` of two sets of rows into one."""
     w1, m1, s1 = first
     w2, m2, s2 = second
+    xp, _ = array_namespace(m1)
     total = w1 + w2
     share = w2 / total
     delta = m2 - m1
     mean = m1 + share * delta
-    unit = np.maximum(np.maximum(s1, s2), np.abs(delta))
-    unit[~(unit > 0)] = 1.0
+    unit = xp.maximum(xp.maximum(s1, s2), xp.abs(delta))
+    unit = xp.where(unit > 0, unit, 1.0)
     var = (1 - share) * (s1 / unit) ** 2 + share * (s2 / unit) ** 2
     var += share * (1 - share) * (delta / unit) ** 2
-    return total, mean, np.sqrt(var) * unit
+    return total, mean, xp.sqrt(var) * unit
 
 
 def _dense_chunk(X, rows, center, inv_scale):

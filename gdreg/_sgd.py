@@ -14,6 +14,7 @@ from ._base import BaseGDRegressor, FitHooks
 from ._kernels import row_norms_sq, sgd_pass
 from ._objective import soft_threshold
 from ._scaling import (
+    _row_chunks,
     internal_coordinates,
     merge_moments,
     weighted_moments,
@@ -30,7 +31,11 @@ from ._validation import (
     Interval,
     Real,
     StrOptions,
+    array_namespace,
     check_finite_result,
+    is_numpy_namespace,
+    to_numpy,
+    widest_float,
 )
 
 
@@ -215,13 +220,22 @@ class SGDLinearRegressor(BaseGDRegressor):
     seen so far, so a first call on very few rows is scaled poorly until
     more arrive; coefficients are kept in the units of ``X`` between calls.
 
-    The update kernels are written for NumPy and BLAS, so this estimator
-    takes NumPy input only (and SciPy sparse matrices). Under
-    scikit-learn's ``array_api_dispatch``, arrays of other libraries
-    (PyTorch, array-api-strict, ...) are copied to NumPy first, and
-    ``coef_``, ``intercept_`` and the predictions are NumPy arrays; its
-    ``array_api_support`` tag is False. :class:`GDLinearRegressor` computes
-    in the input's own library instead.
+    Under scikit-learn's ``array_api_dispatch``, dense arrays of other
+    libraries (PyTorch, array-api-strict, ...) stay in their library and on
+    their device: the feature statistics, the updates, the objective and the
+    predictions are computed there, and ``coef_`` and ``intercept_`` are
+    arrays of that library and device. Such data always run one mini-batch
+    at a time, gathering each mini-batch's rows with ``take``, in the
+    library's widest floating type; the blocked kernels and the whitening
+    are written for NumPy and BLAS, so they are used for NumPy data only
+    (without whitening, correlated features slow the descent down as they do
+    with a penalty). The shuffling is drawn in NumPy by the estimator's
+    random state and moved to the device, so a fit matches the NumPy fit
+    that runs the same updates (with momentum, for example) up to rounding.
+    The per-feature vectors of the internal coordinates are formed in NumPy
+    once per fit, and the coefficients cross between host and device once
+    per epoch: a cost proportional to the number of features, small next to
+    an epoch's.
 
     Examples
     --------
@@ -234,6 +248,8 @@ class SGDLinearRegressor(BaseGDRegressor):
     >>> reg.coef_.round(3).tolist()
     [1.0, 0.02, 300.0]
     """
+
+    _array_api = True
 
     _parameter_constraints: dict = {
         **BaseGDRegressor._parameter_constraints,
@@ -326,10 +342,7 @@ class SGDLinearRegressor(BaseGDRegressor):
             rng = _random_state(self.random_state)
             train, validation = self._split(X.shape[0], rng)
             X_train, y_train, w_train = _take(X, y, sample_weight, train)
-            self._moments = (
-                w_train.sum(dtype=np.float64),
-                *weighted_moments(X_train, w_train),
-            )
+            self._moments = _moments_of(X_train, w_train)
             if not warm:
                 self._reset(y_train, w_train)
             self.t_ = 0 if not warm else self.t_
@@ -367,10 +380,7 @@ class SGDLinearRegressor(BaseGDRegressor):
             X, y, sample_weight = self._validate_fit_data(
                 X, y, sample_weight, reset=first
             )
-            moments = (
-                sample_weight.sum(dtype=np.float64),
-                *weighted_moments(X, sample_weight),
-            )
+            moments = _moments_of(X, sample_weight)
             if first:
                 self._moments = moments
                 self._reset(y, sample_weight)
@@ -383,6 +393,11 @@ class SGDLinearRegressor(BaseGDRegressor):
                       hooks=hooks)  # fmt: skip
             hooks.end()
         return self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.array_api_support = True
+        return tags
 
     def _hooks(self, X, y, sample_weight, max_epochs):
         """The callbacks' hooks for a fit of up to ``max_epochs`` epochs."""
@@ -421,15 +436,20 @@ class SGDLinearRegressor(BaseGDRegressor):
     def _reset(self, y, sample_weight):
         """Start from zero coefficients and the mean target as intercept."""
         n_features = self.n_features_in_
-        self.coef_ = np.zeros(y.shape[1:] + (n_features,), dtype=y.dtype)
-        if self.fit_intercept:
+        xp, _ = array_namespace(y)
+        dtype = _host_dtype(y)
+        coef = np.zeros(tuple(y.shape[1:]) + (n_features,), dtype=dtype)
+        if not self.fit_intercept:
+            intercept = np.zeros(tuple(y.shape[1:]))
+        elif is_numpy_namespace(xp):
             intercept = np.average(y.astype(np.float64), axis=0, weights=sample_weight)
         else:
-            intercept = np.zeros(y.shape[1:])
-        self.intercept_ = np.asarray(intercept, dtype=y.dtype)[()]
-        self._last_coef, self._last_intercept = self.coef_, self.intercept_
+            intercept = to_numpy(_weighted_mean(y, sample_weight))
+        intercept = np.asarray(intercept, dtype=dtype)[()]
+        self._last_coef, self._last_intercept = _like(coef, y), _like(intercept, y)
         self._coef_sum = None
         self._n_summed = 0
+        self._publish(y)
 
     def _check_targets(self, y):
         if y.shape[1:] != self.coef_.shape[:-1]:
@@ -462,14 +482,20 @@ class SGDLinearRegressor(BaseGDRegressor):
         l1, l2 = self._penalty_strengths()
         y_scale = _target_scale(y, sample_weight)
         _, mean, std = self._moments
+        mean, std = _host(mean), _host(std)
         center, inv_scale = internal_coordinates(
             mean, std, fit_intercept=self.fit_intercept, l2=l2, dtype=np.float64
         )
         with np.errstate(divide="ignore"):
             scale = np.where(inv_scale > 0, 1.0 / inv_scale, np.inf)
-        uniform = np.all(sample_weight == sample_weight[0])
+        xp, _ = array_namespace(X)
+        numpy_input = is_numpy_namespace(xp)
+        uniform = bool(xp.all(sample_weight == sample_weight[0]))
+        mean_weight = sample_weight.mean() if numpy_input else xp.mean(sample_weight)
         rotation = None
-        if whiten and l1 == 0 and l2 == 0:
+        # Whitening is written for NumPy data: other libraries' data keep
+        # the diagonal scaling.
+        if whiten and numpy_input and l1 == 0 and l2 == 0:
             rotation = whitening_rotation(X, sample_weight, center, inv_scale)
         return _Internal(
             center=center,
@@ -477,7 +503,7 @@ class SGDLinearRegressor(BaseGDRegressor):
             scale=scale,
             l2=l2 * inv_scale**2,
             l1=(l1 / y_scale * inv_scale) if l1 > 0 else None,
-            steps_weight=None if uniform else sample_weight / sample_weight.mean(),
+            steps_weight=None if uniform else sample_weight / mean_weight,
             rotation=rotation,
             y_scale=y_scale,
         )
@@ -489,8 +515,12 @@ class SGDLinearRegressor(BaseGDRegressor):
         if not (partial and hasattr(self, "_batch")):
             self._batch = self._batch_for(None if partial else X.shape[0])
         internal = self._internal_problem(X, y, sample_weight, whiten=not partial)
-        V, b = internal.to_internal(self._last_coef, self._last_intercept)
-        y = y.astype(np.float64) / internal.y_scale
+        V, b = internal.to_internal(_host(self._last_coef), _host(self._last_intercept))
+        xp, device = array_namespace(X)
+        if is_numpy_namespace(xp):
+            y = y.astype(np.float64) / internal.y_scale
+        else:
+            y = xp.astype(y, widest_float(xp, device)) / internal.y_scale
 
         bound = self._stable_step(X, internal)
         settings = (self.learning_rate, self.eta0, self.power_t, self._batch)
@@ -514,6 +544,8 @@ class SGDLinearRegressor(BaseGDRegressor):
         if self.learning_rate == "auto":
             round_length = ceil(128 / n_updates)
         report = self._reporter()
+        if validation is not None:
+            X_validation, y_validation = _rows_of(validation, X_all, y_all)
         start = sum(self._objective(X, y, sample_weight, internal)) if partial else None
         for epoch in range(max_epochs):
             order = rng.permutation(n_samples) if self.shuffle else np.arange(n_samples)
@@ -524,19 +556,19 @@ class SGDLinearRegressor(BaseGDRegressor):
                 )
             self.t_ += n_updates
             V, b = result.coef, result.intercept
-            self._last_coef, self._last_intercept = internal.to_user(V, b)
+            last_coef, last_intercept = internal.to_user(V, b)
+            self._last_coef = _like(last_coef, X)
+            self._last_intercept = _like(last_intercept, X)
             if self.average:
                 self._accumulate(internal, result, n_updates)
-            self._publish(X.dtype)
+            self._publish(X)
             data_fit, penalty = self._objective(X, y, sample_weight, internal)
             self._check_divergence(data_fit, reference, epoch + 1, bound)
             loss = data_fit + penalty
             loss_curve.append(_times(_times(loss, internal.y_scale), internal.y_scale))
 
             if validation is not None:
-                score = r2_score(
-                    y_all[validation], self._linear_predict(X_all[validation])
-                )
+                score = r2_score(y_validation, self._linear_predict(X_validation))
                 scores.append(score)
                 improved = (
                     score
@@ -596,7 +628,13 @@ class SGDLinearRegressor(BaseGDRegressor):
 
     def _pass(self, X, y, internal, order, V, b, steps, velocity, uniform_l2):
         """One pass over ``order``: the exact blocked kernel where it applies,
-        else one mini-batch at a time. Returns the result and the velocity."""
+        else one mini-batch at a time (always for data of libraries other than
+        NumPy). Returns the result and the velocity."""
+        if not is_numpy_namespace(array_namespace(X)[0]):
+            return _minibatch_loop_pass_xp(
+                X, y, internal, order, V, b, steps, self._batch,
+                self.fit_intercept, self.average, self.momentum, velocity,
+            )  # fmt: skip
         if velocity is not None or not uniform_l2:
             return _minibatch_loop_pass(
                 X, y, internal, order, V, b, steps, self._batch,
@@ -614,13 +652,18 @@ class SGDLinearRegressor(BaseGDRegressor):
     def _objective(self, X, y, sample_weight, internal):
         """The data-fit and penalty parts of the objective of the published
         coefficients, for targets divided by ``internal.y_scale``: one
-        product with ``X``."""
-        with np.errstate(over="ignore", invalid="ignore"):
-            coef = (self.coef_ / internal.y_scale).astype(X.dtype)
-            prediction = safe_sparse_dot(X, coef.T, dense_output=True)
-            residual = y - prediction - self.intercept_ / internal.y_scale
-            data = np.sum(np.average(residual**2, axis=0, weights=sample_weight))
-        V, _ = internal.to_internal(self.coef_, self.intercept_)
+        product with ``X``, in the library of ``X``."""
+        coef, intercept = _host(self.coef_), _host(self.intercept_)
+        if is_numpy_namespace(array_namespace(X)[0]):
+            with np.errstate(over="ignore", invalid="ignore"):
+                scaled = (coef / internal.y_scale).astype(X.dtype)
+                prediction = safe_sparse_dot(X, scaled.T, dense_output=True)
+                residual = y - prediction - intercept / internal.y_scale
+                data = np.sum(np.average(residual**2, axis=0, weights=sample_weight))
+        else:
+            data = _data_fit(X, y, sample_weight, coef / internal.y_scale,
+                             intercept / internal.y_scale)  # fmt: skip
+        V, _ = internal.to_internal(coef, intercept)
         return 0.5 * float(data), internal.penalty(V)
 
     def _stable_step(self, X, internal):
@@ -633,12 +676,15 @@ class SGDLinearRegressor(BaseGDRegressor):
         ``s_i (|z_i|^2 + 1)``. A step of one over that bound keeps every
         update a contraction, whatever the order of the samples.
         """
-        norms = row_norms_sq(X, internal.center, internal.scale, internal.rotation)
-        norms += float(self.fit_intercept)
-        if internal.steps_weight is not None:
-            norms *= internal.steps_weight
-        m = min(self._batch, norms.size)
-        largest = np.partition(norms, norms.size - m)[norms.size - m :]
+        m = min(self._batch, X.shape[0])
+        if is_numpy_namespace(array_namespace(X)[0]):
+            norms = row_norms_sq(X, internal.center, internal.scale, internal.rotation)
+            norms += float(self.fit_intercept)
+            if internal.steps_weight is not None:
+                norms *= internal.steps_weight
+            largest = np.partition(norms, norms.size - m)[norms.size - m :]
+        else:
+            largest = _largest_row_norms(X, internal, self.fit_intercept, m)
         l2 = internal.l2.max(initial=0)
         curvature = largest.mean() + l2
         bound = 1.0 / curvature if curvature > 0 else 1.0
@@ -673,6 +719,10 @@ class SGDLinearRegressor(BaseGDRegressor):
         coef_sum, intercept_sum = internal.to_user(
             result.coef_sum, result.intercept_sum
         )
+        coef_sum, intercept_sum = (
+            _like(coef_sum, self.coef_),
+            _like(intercept_sum, self.coef_),
+        )
         if self._coef_sum is None:
             self._coef_sum, self._intercept_sum = coef_sum, intercept_sum
         else:
@@ -680,15 +730,21 @@ class SGDLinearRegressor(BaseGDRegressor):
             self._intercept_sum = self._intercept_sum + intercept_sum
         self._n_summed += n_updates
 
-    def _publish(self, dtype):
-        """Set ``coef_`` and ``intercept_`` from the last or averaged iterate."""
+    def _publish(self, X):
+        """Set ``coef_`` and ``intercept_`` from the last or averaged iterate,
+        in the dtype, library and device of ``X``."""
         if self.average and self._n_summed:
             coef = self._coef_sum / self._n_summed
             intercept = self._intercept_sum / self._n_summed
         else:
             coef, intercept = self._last_coef, self._last_intercept
-        self.coef_ = np.asarray(coef, dtype=dtype)
-        self.intercept_ = np.asarray(intercept, dtype=dtype)[()]
+        xp, _ = array_namespace(X)
+        if is_numpy_namespace(xp):
+            self.coef_ = np.asarray(coef, dtype=X.dtype)
+            self.intercept_ = np.asarray(intercept, dtype=X.dtype)[()]
+        else:
+            self.coef_ = xp.astype(coef, X.dtype)
+            self.intercept_ = xp.astype(intercept, X.dtype)
 
 
 class _Internal:
@@ -763,11 +819,107 @@ def _rows(v, like):
 def _take(X, y, sample_weight, rows):
     if rows is None:
         return X, y, sample_weight
-    return X[rows], y[rows], sample_weight[rows]
+    return _rows_of(rows, X, y, sample_weight)
+
+
+def _rows_of(rows, *arrays):
+    """The given rows (NumPy indices) of arrays of one library and device."""
+    xp, device = array_namespace(arrays[0])
+    if is_numpy_namespace(xp):
+        return tuple(a[rows] for a in arrays)
+    rows = xp.asarray(rows, device=device)
+    return tuple(xp.take(a, rows, axis=0) for a in arrays)
+
+
+def _moments_of(X, sample_weight):
+    """Weight sum, column means and standard deviations of ``X``, in the
+    library and widest float of ``X``."""
+    xp, device = array_namespace(X)
+    if is_numpy_namespace(xp):
+        return (
+            sample_weight.sum(dtype=np.float64),
+            *weighted_moments(X, sample_weight),
+        )
+    weights = xp.astype(sample_weight, widest_float(xp, device))
+    return (float(xp.sum(weights)), *weighted_moments(X, sample_weight))
+
+
+def _host(a):
+    """NumPy values of an array of any library; NumPy values pass through."""
+    if isinstance(a, (np.ndarray, np.generic, float)):
+        return a
+    return to_numpy(a)
+
+
+def _like(a, like):
+    """NumPy values ``a`` in the library and on the device of ``like``, in its
+    widest float; unchanged when ``like`` is NumPy data."""
+    xp, device = array_namespace(like)
+    if is_numpy_namespace(xp):
+        return a
+    wide = widest_float(xp, device)
+    return xp.asarray(np.asarray(a, dtype=np.float64), dtype=wide, device=device)
+
+
+def _host_dtype(X):
+    """The NumPy dtype matching the floating dtype of ``X``."""
+    xp, _ = array_namespace(X)
+    if is_numpy_namespace(xp):
+        return X.dtype
+    return np.dtype(np.float32) if X.dtype == xp.float32 else np.dtype(np.float64)
+
+
+def _on_device(a, like):
+    """NumPy values as an array of the library, device and dtype of ``like``."""
+    xp, device = array_namespace(like)
+    return xp.asarray(np.asarray(a, dtype=np.float64), dtype=like.dtype, device=device)
+
+
+def _weighted_mean(y, sample_weight):
+    """Weighted mean of the rows of ``y``, in its library's widest float."""
+    xp, device = array_namespace(y)
+    wide = widest_float(xp, device)
+    weights = xp.astype(sample_weight, wide)
+    y = xp.astype(y, wide)
+    return xp.sum(y * _rows(weights, y), axis=0) / xp.sum(weights)
+
+
+def _data_fit(X, y, sample_weight, coef, intercept):
+    """Weighted mean squared residual (summed over targets) of ``coef`` and
+    ``intercept`` (NumPy values), computed in the library of ``X``."""
+    xp, _ = array_namespace(X)
+    coef = _on_device(coef.T, X)
+    residual = y - xp.astype(X @ coef, y.dtype) - _on_device(intercept, y)
+    return xp.sum(_weighted_mean(residual**2, sample_weight))
+
+
+def _largest_row_norms(X, internal, fit_intercept, m):
+    """The ``m`` largest values of ``s_i (|z_i|^2 + k)`` (see
+    ``_stable_step``), computed in the library of ``X``, as NumPy values."""
+    xp, device = array_namespace(X)
+    wide = xp.ones((), dtype=widest_float(xp, device), device=device)
+    center, inv_scale = (
+        _on_device(a, wide) for a in (internal.center, internal.inv_scale)
+    )
+    norms = []
+    for rows in _row_chunks(X):
+        Z = (xp.astype(X[rows, ...], wide.dtype) - center) * inv_scale
+        norms.append(xp.sum(Z * Z, axis=1))
+    norms = xp.concat(norms) + float(fit_intercept)
+    if internal.steps_weight is not None:
+        norms = norms * xp.astype(internal.steps_weight, wide.dtype)
+    return to_numpy(xp.sort(norms)[norms.shape[0] - m :])
 
 
 def _target_scale(y, sample_weight):
     """Largest deviation of the targets from their mean, or 1 if none."""
+    xp, device = array_namespace(y)
+    if not is_numpy_namespace(xp):
+        deviation = xp.abs(
+            xp.astype(y, widest_float(xp, device)) - _weighted_mean(y, sample_weight)
+        )
+        scale = float(xp.max(deviation)) if deviation.shape[0] else 0.0
+        return scale if 0 < scale < np.inf else 1.0
     y = y.astype(np.float64)
     mean = np.average(y, axis=0, weights=sample_weight)
     with np.errstate(over="ignore"):
@@ -787,6 +939,11 @@ def _trivial_loss(y, sample_weight, fit_intercept):
     ``y`` is scaled to order one, so a floor of 1e-20 only matters for
     constant targets, whose loss stays at rounding level.
     """
+    xp, _ = array_namespace(y)
+    if not is_numpy_namespace(xp):
+        mean = _weighted_mean(y, sample_weight) if fit_intercept else 0.0
+        loss = xp.sum(_weighted_mean((y - mean) ** 2, sample_weight))
+        return max(0.5 * float(loss), 1e-20)
     mean = np.average(y, axis=0, weights=sample_weight) if fit_intercept else 0.0
     loss = np.sum(np.average((y - mean) ** 2, axis=0, weights=sample_weight))
     return max(0.5 * float(loss), 1e-20)
@@ -848,3 +1005,54 @@ def _scaled_rows(X, rows, internal):
     block = block.toarray() if sp.issparse(block) else np.asarray(block, np.float64)
     Z = (block - internal.center) * internal.inv_scale
     return Z if internal.rotation is None else Z @ internal.rotation
+
+
+def _minibatch_loop_pass_xp(X, y, internal, order, V, b, steps, batch_size,
+                            fit_intercept, average, momentum, velocity):  # fmt: skip
+    """:func:`_minibatch_loop_pass` in the library and on the device of ``X``.
+
+    The same updates, one mini-batch at a time: the rows of each mini-batch
+    are gathered with ``take``, and the coefficients, the per-feature
+    vectors and ``order`` (NumPy values) are moved to the device once per
+    pass; the results come back as NumPy values.
+    """
+    xp, device = array_namespace(X)
+    wide = xp.ones((), dtype=widest_float(xp, device), device=device)
+    V, b = _on_device(V, wide), _on_device(b, wide)
+    velocity = xp.zeros_like(V) if velocity is None else _on_device(velocity, wide)
+    center, inv_scale = (
+        _on_device(internal.center, wide),
+        _on_device(internal.inv_scale, wide),
+    )
+    l2 = _rows(_on_device(internal.l2, wide), V)
+    l1 = None if internal.l1 is None else _rows(_on_device(internal.l1, wide), V)
+    weight = internal.steps_weight
+    weight = None if weight is None else xp.astype(weight, wide.dtype)
+    order = xp.asarray(order, device=device)
+    coef_sum = xp.zeros_like(V) if average else None
+    intercept_sum = xp.zeros_like(b) if average else None
+    sq_loss = xp.zeros_like(wide)
+
+    n_samples = order.shape[0]
+    for k, start in enumerate(range(0, n_samples, batch_size)):
+        rows = order[start : min(start + batch_size, n_samples)]
+        m, step = rows.shape[0], float(steps[k])
+        Z = (xp.astype(xp.take(X, rows, axis=0), wide.dtype) - center) * inv_scale
+        R = Z @ V + b - xp.take(y, rows, axis=0)
+        sR = R if weight is None else R * _rows(xp.take(weight, rows), R)
+        sq_loss = sq_loss + xp.sum(sR * R)
+        gradient = Z.T @ sR / m + l2 * V
+        velocity = momentum * velocity - step * gradient
+        V = V + velocity
+        if l1 is not None:
+            V = soft_threshold(V, step * l1)
+        if fit_intercept:
+            b = b - step * xp.sum(sR, axis=0) / m
+        if average:
+            coef_sum = coef_sum + V
+            intercept_sum = intercept_sum + b
+
+    host = [None if a is None else to_numpy(a) for a in (V, b, coef_sum, intercept_sum)]
+    intercept = host[1] if b.ndim else float(host[1])
+    result = _LoopResult(host[0], intercept, float(sq_loss), host[2], host[3])
+    return result, to_numpy(velocity)

@@ -64,6 +64,7 @@ __all__ = [
     "check_sample_weight",
     "check_finite_result",
     "check_target",
+    "is_numpy_namespace",
     "namespace",
     "naming_input",
     "to_namespace",
@@ -85,6 +86,11 @@ def array_namespace(*arrays):
 def namespace(*arrays):
     """The array namespace of ``arrays``, as :func:`array_namespace`."""
     return get_namespace(*arrays)[0]
+
+
+def is_numpy_namespace(xp):
+    """Whether ``xp`` is NumPy, or scikit-learn's wrapper of it."""
+    return _is_numpy_namespace(xp)
 
 
 def widest_float(xp, device):

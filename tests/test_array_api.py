@@ -10,7 +10,7 @@ import pytest
 import sklearn
 from numpy.testing import assert_allclose
 
-from gdreg import GDLinearRegressor, SGDLinearRegressor
+from gdreg import GDLinearRegressor
 
 # Fits solved to tol=1e-10 in float64 stop within about 1e-10 (times the
 # condition number of the scaled problem, a few here) of the exact minimum,
@@ -161,22 +161,4 @@ def test_without_dispatch_results_are_numpy(rng):
     reference = GDLinearRegressor().fit(X, y)
     model = GDLinearRegressor().fit(torch.asarray(X), torch.asarray(y))
     assert isinstance(model.coef_, np.ndarray)
-    assert_allclose(model.coef_, reference.coef_, rtol=0, atol=0)
-
-
-def test_sgd_takes_numpy_only(rng):
-    torch = pytest.importorskip(
-        "torch", reason="PyTorch is an optional extra: pip install gdreg[arrays]"
-    )
-    assert GDLinearRegressor().__sklearn_tags__().array_api_support
-    assert not SGDLinearRegressor().__sklearn_tags__().array_api_support
-    X, y, _ = _data(rng)
-    reference = SGDLinearRegressor(random_state=0).fit(X, y)
-    with sklearn.config_context(array_api_dispatch=True):
-        model = SGDLinearRegressor(random_state=0).fit(
-            torch.asarray(X), torch.asarray(y)
-        )
-        predicted = model.predict(torch.asarray(X))
-    assert isinstance(model.coef_, np.ndarray)
-    assert isinstance(predicted, np.ndarray)
     assert_allclose(model.coef_, reference.coef_, rtol=0, atol=0)

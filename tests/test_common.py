@@ -22,12 +22,11 @@ _SLOW_PENALISED_SGD = {
     ),
 }
 
-# GDLinearRegressor declares array API support, so its checks include
+# Both estimators declare array API support, so their checks include
 # scikit-learn's array API checks: fits and predictions on array-api-strict
 # arrays (two devices) and on PyTorch CPU tensors when PyTorch is installed,
 # mixed namespaces for X and y, and refusal of another namespace in predict.
-# None of them is an expected failure. SGDLinearRegressor only gets the
-# check that NumPy input gives the same results under array API dispatch.
+# None of them is an expected failure.
 ESTIMATORS = [
     GDLinearRegressor(),
     GDLinearRegressor(penalty="elasticnet", alpha=0.01),
