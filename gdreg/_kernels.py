@@ -452,7 +452,13 @@ def _chunks(data: _PassData):
     """
     n_rows = data.order.size
     m, block = data.batch_size, data.block
-    width = 2 * data.X.shape[1] + 2 + data.Y.shape[1] + block
+    # Wide sparse rows are never densified, so their gathered size is set by
+    # their stored entries; sizing chunks by the dense width would make every
+    # chunk a single block and repeat the per-chunk O(n_features) work.
+    features = data.X.shape[1]
+    if sp.issparse(data.X) and not data.dense_blocks:
+        features = max(1, int(np.ceil(data.X.nnz / max(data.X.shape[0], 1))))
+    width = 2 * features + 2 + data.Y.shape[1] + block
     per_chunk = max(1, _CHUNK_BYTES // (8 * block * width))
     if data.decaying:
         log_decay = np.concatenate([[0.0], np.cumsum(np.log(data.decay))])
