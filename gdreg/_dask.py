@@ -479,11 +479,7 @@ class _ReducedGramQuadratic(GramQuadratic):
 
     def __init__(self, gram, cross, yy, l2, unit):
         dtype = l2.dtype
-        self.design = None
-        self.weights = None
-        self.l2 = l2
-        self.unit = unit
-        self.n_hvp = 0
+        self._keep(None, None, l2, unit)
         self.hessian = (gram + np.diag(l2.astype(np.float64))).astype(dtype)
         self.c = cross.astype(dtype)
         self.yy = yy.astype(dtype)
@@ -499,13 +495,9 @@ class _DistributedQuadratic(Quadratic):
     """
 
     def __init__(self, data, problem, weight_sum, c, yy, unit):
+        self._keep(problem.design, None, problem.l2, unit)
         self.data = data
-        self.design = problem.design
-        self.weights = None
         self.weight_sum = weight_sum
-        self.l2 = problem.l2
-        self.unit = unit
-        self.n_hvp = 0
         self.c = c
         self.yy = yy
 

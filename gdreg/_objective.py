@@ -39,15 +39,19 @@ class Quadratic:
     """
 
     def __init__(self, design, y, weights, l2, unit=1.0):
+        self._keep(design, weights, l2, unit)
+        xp = design.xp
+        weighted_y = self._weigh(xp.asarray(y, copy=True))
+        self.c = design.rmatvec(weighted_y)
+        self.yy = xp.sum(y * weighted_y, axis=0)
+
+    def _keep(self, design, weights, l2, unit):
+        """Store what every form of the objective holds."""
         self.design = design
         self.weights = weights
         self.l2 = l2
         self.unit = unit
         self.n_hvp = 0
-        xp = design.xp
-        weighted_y = self._weigh(xp.asarray(y, copy=True))
-        self.c = design.rmatvec(weighted_y)
-        self.yy = xp.sum(y * weighted_y, axis=0)
 
     def _weigh(self, R):
         """Multiply the rows of ``R`` by the sample weights, in place."""
@@ -83,11 +87,7 @@ class GramQuadratic(Quadratic):
     """
 
     def __init__(self, design, y, weights, l2, unit=1.0):
-        self.design = design
-        self.weights = weights
-        self.l2 = l2
-        self.unit = unit
-        self.n_hvp = 0
+        self._keep(design, weights, l2, unit)
         xp, device = design.xp, design.device
         wide = widest_float(xp, device)
         y64 = xp.astype(y, wide)
