@@ -239,26 +239,6 @@ def test_pickle_round_trip(regression_data):
     clone.partial_fit(X, y)
 
 
-@pytest.mark.parametrize(
-    "params, message",
-    [
-        ({"batch_size": 0}, "'batch_size' parameter"),
-        ({"learning_rate": "optimal"}, "'learning_rate' parameter"),
-        ({"eta0": 0.0}, "'eta0' parameter"),
-        ({"power_t": -1.0}, "'power_t' parameter"),
-        ({"momentum": 1.0}, "'momentum' parameter"),
-        ({"validation_fraction": 1.0}, "'validation_fraction' parameter"),
-        ({"n_iter_no_change": 0}, "'n_iter_no_change' parameter"),
-        ({"average": 3}, "'average' parameter"),
-        ({"shuffle": "no"}, "'shuffle' parameter"),
-    ],
-)
-def test_bad_parameters_are_named(regression_data, params, message):
-    X, y = regression_data
-    with pytest.raises(ValueError, match=message):
-        SGDLinearRegressor(**params).fit(X, y)
-
-
 def test_weighted_sgd_reaches_the_weighted_minimum(badly_scaled_data, rng):
     X, y = badly_scaled_data
     weights = rng.uniform(0.2, 5.0, len(y))
