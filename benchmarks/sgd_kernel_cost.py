@@ -3,7 +3,13 @@
 Each round times, in turn, ``SGDRegressor(max_iter=1, tol=None,
 shuffle=True)`` fitting one epoch and one kernel pass per batch size
 (including the shuffle and the gathering of rows) on the same dense float64
-data; the medians over the rounds and their ratios are printed. Run with
+data; the medians over the rounds and their ratios are printed.
+
+A pass is timed as ``SGDLinearRegressor.fit`` runs its epochs: on the rows
+already put in the internal space by ``internal_rows``, built once per fit.
+That one-time cost is printed too, as is a pass on the raw rows (each chunk
+centred and scaled as it is gathered, as ``partial_fit`` and data too large
+for the internal copy are run). Run with
 
     python benchmarks/sgd_kernel_cost.py [--rounds 7] [--n-samples 200000] [--l2 1e-4]
 
@@ -22,7 +28,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import SGDRegressor
 
-from gdreg._kernels import max_row_norm_sq, sgd_pass
+from gdreg._kernels import internal_rows, max_row_norm_sq, sgd_pass
 
 
 def make_data(n_samples, n_features, seed):
@@ -43,8 +49,9 @@ def time_sklearn(X, y, seed):
     return time.perf_counter() - start
 
 
-def time_kernel(X, y, center, scale, eta, batch_size, l2, seed):
-    """Seconds for one kernel pass, the shuffle included."""
+def time_kernel(X, y, center, scale, eta, batch_size, l2, seed, rows):
+    """Seconds for one kernel pass, the shuffle included; ``rows`` are the
+    prepared internal rows, or None to transform the raw rows as they come."""
     n, d = X.shape
     n_updates = -(-n // batch_size)
     start = time.perf_counter()
@@ -52,9 +59,16 @@ def time_kernel(X, y, center, scale, eta, batch_size, l2, seed):
     steps = np.full(n_updates, eta)
     sgd_pass(
         X, y, None, order, np.zeros(d), 0.0, steps,
-        l2=l2, center=center, scale=scale, batch_size=batch_size,
+        l2=l2, center=center, scale=scale, batch_size=batch_size, rows=rows,
     )  # fmt: skip
     return time.perf_counter() - start
+
+
+def time_preparation(X, y, center, scale):
+    """Seconds to build the internal rows once, and the rows."""
+    start = time.perf_counter()
+    rows = internal_rows(X, y, center, scale)
+    return time.perf_counter() - start, rows
 
 
 def run_shape(n_samples, n_features, batch_sizes, l2, rounds):
@@ -62,16 +76,27 @@ def run_shape(n_samples, n_features, batch_sizes, l2, rounds):
     X, y = make_data(n_samples, n_features, seed=n_features)
     center, scale = X.mean(axis=0), X.std(axis=0)
     eta = 0.5 / (max_row_norm_sq(X, center, scale) + 1.0)
-    times = {"sklearn": []} | {m: [] for m in batch_sizes}
+    times = {"sklearn": [], "prepare": []}
+    times |= {(m, raw): [] for m in batch_sizes for raw in (False, True)}
     for r in range(rounds):
         times["sklearn"].append(time_sklearn(X, y, r))
+        seconds, rows = time_preparation(X, y, center, scale)
+        times["prepare"].append(seconds)
         for m in batch_sizes:
-            times[m].append(time_kernel(X, y, center, scale, eta, m, l2, r))
+            for raw in (False, True):
+                args = (X, y, center, scale, eta, m, l2, r, None if raw else rows)
+                times[m, raw].append(time_kernel(*args))
     base = np.median(times["sklearn"])
+    prepare = np.median(times["prepare"])
     print(f"{n_samples} x {n_features}: SGDRegressor epoch {1e3 * base:.1f} ms")
+    print(f"  internal rows, once per fit {1e3 * prepare:6.1f} ms  "
+          f"ratio {prepare / base:.2f}")  # fmt: skip
     for m in batch_sizes:
-        t = np.median(times[m])
-        print(f"  batch_size={m:<3d} pass {1e3 * t:6.1f} ms  ratio {t / base:.2f}")
+        t, t_raw = np.median(times[m, False]), np.median(times[m, True])
+        print(
+            f"  batch_size={m:<3d} pass {1e3 * t:6.1f} ms  ratio {t / base:.2f}"
+            f"   (raw rows {1e3 * t_raw:6.1f} ms  ratio {t_raw / base:.2f})"
+        )
 
 
 def main():

@@ -56,7 +56,7 @@ def sgd_pass(
     order: np.ndarray,
     coef: np.ndarray,
     intercept: np.ndarray | float,
-    steps: np.ndarray,
+    steps: np.ndarray | float,
     *,
     l2: float = 0.0,
     l1: np.ndarray | None = None,
@@ -67,6 +67,7 @@ def sgd_pass(
     average: bool = False,
     block_size: int | None = None,
     rotation: np.ndarray | None = None,
+    rows: np.ndarray | None = None,
 ) -> SGDPassResult:
     """Run one pass of mini-batch SGD on squared loss, in exact blocks.
 
@@ -95,9 +96,9 @@ def sgd_pass(
     intercept : float or ndarray of shape (n_targets,)
         Intercept at the start of the pass.
 
-    steps : ndarray of shape (n_updates,)
+    steps : float or ndarray of shape (n_updates,)
         One step size per mini-batch, ``n_updates = ceil(len(order) /
-        batch_size)``.
+        batch_size)``, or one float for all of them.
 
     l2 : float, default=0.0
         L2 strength in the internal space; every ``steps[k] * l2`` must be
@@ -133,6 +134,14 @@ def sgd_pass(
         ``z_i = ((x_i - center) / scale) @ R``; ``coef`` and the result are
         then in the rotated space. Dense X, or CSR with at most 1000
         features (densified a chunk at a time).
+
+    rows : ndarray of shape (n_samples, n_features + 1 + n_targets) or None, \
+            default=None
+        The rows of ``X`` already in the internal space, as returned by
+        :func:`internal_rows` for the same ``X``, ``y``, ``center``,
+        ``scale`` and ``rotation``. A caller making several passes over the
+        same data builds it once; each pass then only gathers its rows. Dense
+        X, or CSR with at most 1000 features.
 
     Returns
     -------
@@ -192,13 +201,78 @@ def sgd_pass(
     """
     data = _prepare(
         X, y, sample_weight, order, steps, l2, l1, center, scale,
-        fit_intercept, batch_size, block_size, rotation, average,
+        fit_intercept, batch_size, block_size, rotation, average, rows,
     )  # fmt: skip
     state = _PassState(data, coef, intercept, average)
     space = _Workspace(data)
     for start, stop, n_blocks, block in _chunks(data):
         _run_chunk(data, state, space, start, stop, n_blocks, block)
     return state.result(data, y)
+
+
+def internal_rows(
+    X,
+    y: np.ndarray,
+    center: np.ndarray | None = None,
+    scale: np.ndarray | None = None,
+    rotation: np.ndarray | None = None,
+) -> np.ndarray:
+    """Every row in the internal space, with a column of ones and the targets.
+
+    Parameters
+    ----------
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+        Dense array or CSR matrix with at most 1000 features, in the user's
+        units; read a chunk of rows at a time.
+
+    y : ndarray of shape (n_samples,) or (n_samples, n_targets)
+        Targets.
+
+    center : ndarray of shape (n_features,) or None, default=None
+        Offsets subtracted from the rows; None means zero.
+
+    scale : ndarray of shape (n_features,) or None, default=None
+        Positive divisors applied after centring; None means one.
+
+    rotation : ndarray of shape (n_features, n_features) or None, default=None
+        Upper-triangular matrix applied to the centred, scaled rows.
+
+    Returns
+    -------
+    rows : ndarray of shape (n_samples, n_features + 1 + n_targets)
+        C-ordered float64 rows ``[z_i, 1, -y_i]`` with ``z_i = ((x_i -
+        center) / scale) @ rotation``, for the ``rows`` argument of
+        :func:`sgd_pass`.
+    """
+    n, d = X.shape
+    if sp.issparse(X):
+        if d > _DENSE_BLOCKS_MAX_FEATURES:
+            raise ValueError(
+                "internal_rows needs dense X or a CSR matrix with at most "
+                f"{_DENSE_BLOCKS_MAX_FEATURES} features; got {d} features."
+            )
+        X = sp.csr_matrix(X)
+    Y = np.asarray(y).reshape(n, -1)
+    center = _optional(center, 0.0)
+    scale = _optional(scale, 1.0)
+    rotation = _check_rotation(rotation, d)
+    out = np.empty((n, d + 1 + Y.shape[1]))
+    step = max(1, _CHUNK_BYTES // (8 * (d + 1 + Y.shape[1])))
+    for start in range(0, n, step):
+        part = X[start : start + step]
+        part = part.toarray() if sp.issparse(part) else part
+        Z = np.asarray(part, dtype=np.float64)
+        if center is not None:
+            Z = Z - center
+        if scale is not None:
+            Z = Z / scale
+        if rotation is not None:
+            Z = Z @ rotation
+        block = out[start : start + step]
+        block[:, :d] = Z
+        block[:, d] = 1.0
+        np.negative(Y[start : start + step], out=block[:, d + 1 :])
+    return out
 
 
 def max_row_norm_sq(
@@ -320,10 +394,9 @@ class _PassData(NamedTuple):
     X: object
     Y: np.ndarray
     order: np.ndarray
-    row_weight: np.ndarray
-    gain: np.ndarray
-    steps: np.ndarray
-    decay: np.ndarray
+    sample_weight: np.ndarray | None
+    steps: np.ndarray | float
+    decay: np.ndarray | None
     center: np.ndarray | None
     scale: np.ndarray | None
     inv_scale: np.ndarray | None
@@ -335,41 +408,31 @@ class _PassData(NamedTuple):
     average: bool
     batch_size: int
     block: int
+    rows: np.ndarray | None
 
 
 def _prepare(
     X, y, sample_weight, order, steps, l2, l1, center, scale,
-    fit_intercept, batch_size, block_size, rotation, average,
+    fit_intercept, batch_size, block_size, rotation, average, rows,
 ) -> _PassData:  # fmt: skip
     """Check the shapes and precompute the per-row step factors of a pass."""
     n, d = X.shape
     order = np.asarray(order, dtype=np.intp).ravel()
     if order.size and (order.min() < 0 or order.max() >= n):
         raise ValueError(f"order must hold row indices in [0, {n}).")
-    steps = np.asarray(steps, dtype=np.float64).ravel()
     m = int(batch_size)
     if m < 1:
         raise ValueError(f"batch_size must be a positive integer; got {m}.")
     n_updates = ceil(order.size / m)
-    if steps.size != n_updates:
-        raise ValueError(
-            f"steps must hold one value per mini-batch ({n_updates}); got {steps.size}."
-        )
-    if np.any(steps <= 0.0):
-        raise ValueError("steps must be positive.")
-    decay = 1.0 - steps * float(l2)
-    if np.any(decay <= 0.0):
-        raise ValueError(f"every steps[k] * l2 must be below 1; got l2={l2}.")
-
+    steps = _check_steps(steps, n_updates)
+    decay = None
+    if l2 > 0 and n_updates:
+        decay = 1.0 - np.broadcast_to(steps, (n_updates,)) * float(l2)
+        if decay.min() <= 0.0:
+            raise ValueError(f"every steps[k] * l2 must be below 1; got l2={l2}.")
     Y = np.asarray(y).reshape(n, -1)
-    weight = np.ones(order.size) if sample_weight is None else sample_weight[order]
-    weight = np.asarray(weight, dtype=np.float64)
-    if m == 1:
-        gain = steps * weight
-    else:
-        sizes = np.full(n_updates, float(m))
-        sizes[-1:] = order.size - (n_updates - 1) * m
-        gain = np.repeat(steps / sizes, m)[: order.size] * weight
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight, dtype=np.float64)
 
     sparse = sp.issparse(X)
     dense_blocks = not sparse or d <= _DENSE_BLOCKS_MAX_FEATURES
@@ -379,6 +442,16 @@ def _prepare(
             "rotation needs dense X or a CSR matrix with at most "
             f"{_DENSE_BLOCKS_MAX_FEATURES} features; got {d} features."
         )
+    if rows is not None:
+        rows = np.asarray(rows)
+        width = d + 1 + Y.shape[1]
+        if not dense_blocks or rows.shape != (n, width):
+            raise ValueError(
+                f"rows must be internal_rows(X, y, ...) of shape ({n}, {width}) "
+                f"for dense X or CSR X with at most {_DENSE_BLOCKS_MAX_FEATURES} "
+                f"features; got shape {rows.shape}."
+            )
+        rows = np.ascontiguousarray(rows, dtype=np.float64)
     scale = _optional(scale, 1.0)
     if X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float64)
@@ -388,8 +461,7 @@ def _prepare(
         X=sp.csr_matrix(X) if sparse else X,
         Y=Y,
         order=order,
-        row_weight=weight,
-        gain=gain,
+        sample_weight=sample_weight,
         steps=steps,
         decay=decay,
         center=_optional(center, 0.0),
@@ -398,12 +470,30 @@ def _prepare(
         rotation=rotation,
         l1=None if l1 is None else np.asarray(l1, dtype=np.float64),
         dense_blocks=dense_blocks,
-        decaying=bool(decay.size) and float(decay.min()) < 1.0,
+        decaying=decay is not None,
         fit_intercept=bool(fit_intercept),
         average=bool(average),
         batch_size=m,
         block=block,
+        rows=rows,
     )
+
+
+def _check_steps(steps, n_updates: int) -> np.ndarray | float:
+    """Return positive steps as a float (one for every update) or an array."""
+    if np.ndim(steps) == 0:
+        eta = float(steps)
+        if not eta > 0.0:
+            raise ValueError(f"steps must be positive; got {eta}.")
+        return eta
+    steps = np.asarray(steps, dtype=np.float64).ravel()
+    if steps.size != n_updates:
+        raise ValueError(
+            f"steps must hold one value per mini-batch ({n_updates}); got {steps.size}."
+        )
+    if np.any(steps <= 0.0):
+        raise ValueError("steps must be positive.")
+    return steps
 
 
 def _check_rotation(rotation, d: int) -> np.ndarray | None:
@@ -435,9 +525,9 @@ def _block_length(n_features: int, batch_size: int) -> int:
     return 64 // batch_size * batch_size
 
 
-def _limit_block(block: int, m: int, decay: np.ndarray) -> int:
+def _limit_block(block: int, m: int, decay: np.ndarray | None) -> int:
     """Shrink a block so that its product of decay factors stays representable."""
-    if decay.size == 0 or decay.min() >= 1.0:
+    if decay is None:
         return block
     max_updates = max(1, int(_LOG_TINY / log(float(decay.min()))))
     return min(block, max_updates * m)
@@ -512,6 +602,7 @@ def _split(stacked: np.ndarray, vector: bool):
 class _ChunkPlan(NamedTuple):
     """Per-row and per-block factors of one chunk of rows."""
 
+    weight: np.ndarray | None
     before: np.ndarray | None
     after: np.ndarray | None
     gain: np.ndarray
@@ -528,7 +619,7 @@ def _chunk_plan(data: _PassData, start: int, stop: int, n_blocks: int) -> _Chunk
     """Decay products, row gains and averaging weights for rows start:stop."""
     m = data.batch_size
     first, last = start // m, ceil(stop / m)
-    gain = data.gain[start:stop]
+    weight, gain = _row_gains(data, start, stop, first, last)
     intercept_gain = gain if data.fit_intercept else np.zeros_like(gain)
     if not data.decaying:
         after = None
@@ -547,12 +638,14 @@ def _chunk_plan(data: _PassData, start: int, stop: int, n_blocks: int) -> _Chunk
     threshold = None
     per_block = (last - first) // n_blocks
     if data.l1 is not None:
-        block_steps = data.steps[first:last].reshape(n_blocks, per_block).sum(axis=1)
+        steps = _step_slice(data.steps, first, last)
+        block_steps = steps.reshape(n_blocks, per_block).sum(axis=1)
         if after is not None:
             block_steps = block_steps / after[per_block - 1 :: per_block]
         threshold = block_steps[:, None] * data.l1
     if after is None:
         return _ChunkPlan(
+            weight=weight,
             before=None,
             after=None,
             gain=gain,
@@ -568,6 +661,7 @@ def _chunk_plan(data: _PassData, start: int, stop: int, n_blocks: int) -> _Chunk
     before = np.concatenate([[1.0], after[:-1]])
     tail = np.cumsum(after[::-1])[::-1]
     return _ChunkPlan(
+        weight=weight,
         before=before[batch],
         after=after[batch],
         gain=gain / after[batch],
@@ -579,6 +673,38 @@ def _chunk_plan(data: _PassData, start: int, stop: int, n_blocks: int) -> _Chunk
         total_count=last - first,
         end_decay=float(after[-1]),
     )
+
+
+def _step_slice(steps: np.ndarray | float, first: int, last: int) -> np.ndarray:
+    """Steps of updates first:last."""
+    if isinstance(steps, float):
+        return np.full(last - first, steps)
+    return steps[first:last]
+
+
+def _row_gains(data: _PassData, start: int, stop: int, first: int, last: int):
+    """Sample weights and gains ``g_j = eta s_j / m`` of rows start:stop.
+
+    The weights are None when all are one; the mini-batches are those of
+    updates first:last, the pass's last one possibly shorter.
+    """
+    m = data.batch_size
+    weight = None
+    if data.sample_weight is not None:
+        weight = data.sample_weight[data.order[start:stop]]
+    if isinstance(data.steps, float) and m == 1:
+        gain = np.full(stop - start, data.steps)
+    elif m == 1:
+        gain = data.steps[start:stop].copy()
+    else:
+        steps = _step_slice(data.steps, first, last) / m
+        n_rows = data.order.size
+        if stop == n_rows and n_rows % m:
+            steps[-1] *= m / (n_rows % m)
+        gain = np.repeat(steps, m)[: stop - start]
+    if weight is not None:
+        gain *= weight
+    return weight, gain
 
 
 def _run_chunk(
@@ -602,7 +728,10 @@ def _run_chunk(
     else:
         Q, R, shift, rows_sum = _solve_sparse(data, state.w, idx, plan, n_blocks, block)
 
-    state.sq_loss += float(np.einsum("i,ij,ij->", data.row_weight[start:stop], R, R))
+    if plan.weight is None:
+        state.sq_loss += float(np.vdot(R, R))
+    else:
+        state.sq_loss += float(np.einsum("i,ij,ij->", plan.weight, R, R))
     if state.sums is not None:
         _add_sums(state.sums, w_start, rows_sum, Q, R, shift, plan)
     if plan.end_decay != 1.0:
@@ -631,16 +760,10 @@ class _Workspace:
         data = self.data
         d, k = data.X.shape[1], data.Y.shape[1]
         if self.Z is None or self.Z.shape[0] < rows:
-            self.rows = np.empty((rows, d), dtype=data.X.dtype)
-            self.rows64 = self.rows
-            if data.X.dtype != np.float64:
-                self.rows64 = np.empty((rows, d))
             self.Z = np.empty((rows, d + 1 + k))
             self.ones = False
-            if data.center is not None:
-                self.center = np.tile(data.center, rows)
-            if data.inv_scale is not None:
-                self.inv_scale = np.tile(data.inv_scale, rows)
+            if data.rows is None:
+                self._transform_buffers(rows)
         size = n_blocks * block * block
         if block > data.batch_size and (self.P is None or self.P.size < size):
             self.P = np.empty(size)
@@ -650,7 +773,22 @@ class _Workspace:
             P = self.P[:size].reshape(n_blocks, block, block)
             if self.outer is not None:
                 outer = self.outer[:size].reshape(n_blocks, block, block)
+        if data.rows is not None:
+            return None, None, self.Z[:rows], P, outer
         return self.rows[:rows], self.rows64[:rows], self.Z[:rows], P, outer
+
+    def _transform_buffers(self, rows: int) -> None:
+        """Allocate the buffers that put raw rows in the internal space."""
+        data = self.data
+        d = data.X.shape[1]
+        self.rows = np.empty((rows, d), dtype=data.X.dtype)
+        self.rows64 = self.rows
+        if data.X.dtype != np.float64:
+            self.rows64 = np.empty((rows, d))
+        if data.center is not None:
+            self.center = np.tile(data.center, rows)
+        if data.inv_scale is not None:
+            self.inv_scale = np.tile(data.inv_scale, rows)
 
 
 def _solve_dense(data: _PassData, space: _Workspace, w, idx, plan, n_blocks):
@@ -686,9 +824,16 @@ def _dense_rows(data: _PassData, space: _Workspace, idx, plan, rows, rows64, Z):
 
     The rows are gathered into a contiguous buffer and centred and scaled
     there as flat arrays (against tiled copies of ``center`` and
-    ``1 / scale``), which avoids a broadcast over short rows.
+    ``1 / scale``), which avoids a broadcast over short rows; rows prepared
+    by :func:`internal_rows` are gathered straight into ``Z``.
     """
     d = data.X.shape[1]
+    if data.rows is not None:
+        np.take(data.rows, idx, axis=0, out=Z, mode="clip")
+        if plan.before is not None:
+            np.divide(1.0, plan.before, out=Z[:, d])
+            Z[:, d + 1 :] *= Z[:, d, None]
+        return
     if sp.issparse(data.X):
         data.X[idx].toarray(out=rows)
     else:

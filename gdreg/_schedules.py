@@ -15,8 +15,9 @@ class ConstantSchedule:
         self.eta0 = eta0
 
     def steps(self, t, n_updates):
-        """Step sizes of updates ``t, ..., t + n_updates - 1``."""
-        return np.full(n_updates, self.eta0)
+        """Step sizes of updates ``t, ..., t + n_updates - 1``: an array, or
+        one float when they are all equal."""
+        return float(self.eta0)
 
     def end_epoch(self, improved, rose=False):
         """Hear whether the epoch improved (and whether the objective rose);
@@ -64,7 +65,7 @@ class AdaptiveSchedule(ConstantSchedule):
         self.eta = min(self.eta, bound)
 
     def steps(self, t, n_updates):
-        return np.full(n_updates, self.eta)
+        return float(self.eta)
 
     def end_epoch(self, improved, rose=False):
         self.stalled = 0 if improved else self.stalled + 1

@@ -11,7 +11,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils.extmath import safe_sparse_dot
 
 from ._base import BaseGDRegressor, FitHooks
-from ._kernels import row_norms_sq, sgd_pass
+from ._kernels import (
+    _DENSE_BLOCKS_MAX_FEATURES,
+    internal_rows,
+    row_norms_sq,
+    sgd_pass,
+)
 from ._objective import soft_threshold
 from ._scaling import (
     _row_chunks,
@@ -37,6 +42,10 @@ from ._validation import (
     to_numpy,
     widest_float,
 )
+
+# Largest float64 copy of the training rows in internal coordinates that a
+# fit keeps for its passes.
+_INTERNAL_ROWS_MAX_BYTES = 1 << 30
 
 
 class SGDLinearRegressor(BaseGDRegressor):
@@ -522,14 +531,17 @@ class SGDLinearRegressor(BaseGDRegressor):
         else:
             y = xp.astype(y, widest_float(xp, device)) / internal.y_scale
 
-        bound = self._stable_step(X, internal)
+        uniform_l2 = np.ptp(internal.l2) <= 1e-12 * max(internal.l2.max(), 1e-300)
+        rows = None
+        if not partial and max_epochs > 1 and self.momentum == 0 and uniform_l2:
+            rows = _internal_rows(X, y, internal)
+        bound = self._stable_step(X, internal, rows)
         settings = (self.learning_rate, self.eta0, self.power_t, self._batch)
         if not (partial and getattr(self, "_schedule_settings", None) == settings):
             self._schedule_ = self._schedule(bound, internal)
             self._schedule_settings = settings
         self._schedule_.cap(bound)
         reference = _trivial_loss(y, sample_weight, self.fit_intercept)
-        uniform_l2 = np.ptp(internal.l2) <= 1e-12 * max(internal.l2.max(), 1e-300)
 
         n_samples = X.shape[0]
         n_updates = ceil(n_samples / self._batch)
@@ -552,7 +564,7 @@ class SGDLinearRegressor(BaseGDRegressor):
             steps = self._schedule_.steps(self.t_, n_updates)
             with np.errstate(over="ignore", invalid="ignore"):
                 result, velocity = self._pass(
-                    X, y, internal, order, V, b, steps, velocity, uniform_l2
+                    X, y, internal, order, V, b, steps, velocity, uniform_l2, rows
                 )
             self.t_ += n_updates
             V, b = result.coef, result.intercept
@@ -626,10 +638,12 @@ class SGDLinearRegressor(BaseGDRegressor):
                 ConvergenceWarning,
             )
 
-    def _pass(self, X, y, internal, order, V, b, steps, velocity, uniform_l2):
+    def _pass(self, X, y, internal, order, V, b, steps, velocity, uniform_l2,
+              rows=None):  # fmt: skip
         """One pass over ``order``: the exact blocked kernel where it applies,
         else one mini-batch at a time (always for data of libraries other than
-        NumPy). Returns the result and the velocity."""
+        NumPy); ``rows`` are the kernel's prepared internal rows, if any.
+        Returns the result and the velocity."""
         if not is_numpy_namespace(array_namespace(X)[0]):
             return _minibatch_loop_pass_xp(
                 X, y, internal, order, V, b, steps, self._batch,
@@ -645,7 +659,7 @@ class SGDLinearRegressor(BaseGDRegressor):
             l2=float(internal.l2[0]) if internal.l2.size else 0.0,
             l1=internal.l1, center=internal.center, scale=internal.scale,
             fit_intercept=self.fit_intercept, batch_size=self._batch,
-            average=self.average, rotation=internal.rotation,
+            average=self.average, rotation=internal.rotation, rows=rows,
         )  # fmt: skip
         return result, None
 
@@ -666,7 +680,7 @@ class SGDLinearRegressor(BaseGDRegressor):
         V, _ = internal.to_internal(coef, intercept)
         return 0.5 * float(data), internal.penalty(V)
 
-    def _stable_step(self, X, internal):
+    def _stable_step(self, X, internal, rows=None):
         """Largest step with which no update can make the iterates diverge.
 
         A mini-batch update multiplies the coefficients by ``I - eta * A``
@@ -677,8 +691,14 @@ class SGDLinearRegressor(BaseGDRegressor):
         update a contraction, whatever the order of the samples.
         """
         m = min(self._batch, X.shape[0])
-        if is_numpy_namespace(array_namespace(X)[0]):
-            norms = row_norms_sq(X, internal.center, internal.scale, internal.rotation)
+        if rows is not None or is_numpy_namespace(array_namespace(X)[0]):
+            if rows is not None:
+                Z = rows[:, : X.shape[1]]
+                norms = np.einsum("ij,ij->i", Z, Z)
+            else:
+                norms = row_norms_sq(
+                    X, internal.center, internal.scale, internal.rotation
+                )
             norms += float(self.fit_intercept)
             if internal.steps_weight is not None:
                 norms *= internal.steps_weight
@@ -972,6 +992,7 @@ def _minibatch_loop_pass(X, y, internal, order, V, b, steps, batch_size,
     V = np.array(V, dtype=np.float64)
     b = np.array(b, dtype=np.float64)
     velocity = np.zeros_like(V) if velocity is None else velocity
+    steps = np.broadcast_to(steps, (ceil(order.size / batch_size),))
     weight = internal.steps_weight
     coef_sum = np.zeros_like(V) if average else None
     intercept_sum = np.zeros_like(b) if average else None
@@ -999,6 +1020,27 @@ def _minibatch_loop_pass(X, y, internal, order, V, b, steps, batch_size,
     return result, velocity
 
 
+def _internal_rows(X, y, internal):
+    """The kernel's internal rows of ``X`` and ``y`` when a copy pays and
+    fits: NumPy data, dense or CSR with few enough features, and a float64
+    copy of at most 1 GiB (for CSR, at most four times its own size);
+    else None."""
+    if not is_numpy_namespace(array_namespace(X)[0]):
+        return None
+    n, d = X.shape
+    k = 1 if y.ndim == 1 else y.shape[1]
+    size = 8 * n * (d + 1 + k)
+    if sp.issparse(X):
+        if d > _DENSE_BLOCKS_MAX_FEATURES:
+            return None
+        X = sp.csr_matrix(X)
+        if size > 4 * (X.data.nbytes + X.indices.nbytes + X.indptr.nbytes):
+            return None
+    if size > _INTERNAL_ROWS_MAX_BYTES:
+        return None
+    return internal_rows(X, y, internal.center, internal.scale, internal.rotation)
+
+
 def _scaled_rows(X, rows, internal):
     """Rows of ``X`` in the internal coordinates, as a dense array."""
     block = X[rows]
@@ -1016,6 +1058,7 @@ def _minibatch_loop_pass_xp(X, y, internal, order, V, b, steps, batch_size,
     vectors and ``order`` (NumPy values) are moved to the device once per
     pass; the results come back as NumPy values.
     """
+    steps = np.broadcast_to(steps, (ceil(order.size / batch_size),))
     xp, device = array_namespace(X)
     wide = xp.ones((), dtype=widest_float(xp, device), device=device)
     V, b = _on_device(V, wide), _on_device(b, wide)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
-from gdreg._kernels import max_row_norm_sq, row_norms_sq, sgd_pass
+from gdreg._kernels import internal_rows, max_row_norm_sq, row_norms_sq, sgd_pass
 
 # Forward substitution repeats the loop's dependent arithmetic; what differs
 # is the order of the sums inside the products, so float64 results agree to
@@ -367,3 +367,62 @@ def test_row_norms_sq_defaults(rng):
     X, _, _, _ = make_problem(rng, 50, 3)
     assert_allclose(row_norms_sq(X), np.sum(X**2, axis=1), rtol=1e-12)
     assert row_norms_sq(np.empty((0, 3))).shape == (0,)
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "csr"])
+@pytest.mark.parametrize("batch_size", [1, 4, 32])
+@pytest.mark.parametrize("l2", [0.0, 0.02])
+@pytest.mark.parametrize("k", [None, 2])
+def test_prepared_rows_match_loop(rng, layout, batch_size, l2, k):
+    X, y, center, scale = correlated_problem(rng, 300, 5, k)
+    X[rng.uniform(size=X.shape) < 0.3] = 0.0
+    R = whitening(X, center, scale)
+    rotated = ((X - center) / scale) @ R
+    data = sp.csr_matrix(X) if layout == "csr" else np.asarray(X, order=layout)
+    rows = internal_rows(data, y, center, scale, R)
+    assert rows.flags.c_contiguous and rows.dtype == np.float64
+    assert_allclose(rows[:, :5], rotated, rtol=1e-12, atol=1e-12)
+    assert_array_equal(rows[:, 5], 1.0)
+    assert_array_equal(rows[:, 6:], -np.reshape(y, (300, -1)))
+
+    sw = rng.uniform(0.5, 1.5, 300)
+    order = rng.permutation(300)
+    steps = stable_steps(rotated, None, None, sw, ceil(300 / batch_size), rng)
+    shape = (5,) if k is None else (5, k)
+    coef, intercept = rng.standard_normal(shape), np.full(shape[1:], 0.2)
+    kw = dict(l2=l2, batch_size=batch_size)
+    got = sgd_pass(
+        data, y, sw, order, coef, intercept, steps, center=center, scale=scale,
+        rotation=R, average=True, rows=rows, **kw,
+    )  # fmt: skip
+    want = reference_pass(rotated, y, sw, order, coef, intercept, steps, **kw)
+    for g, e in zip(got, want):
+        assert_allclose(g, e, rtol=RTOL, atol=RTOL * np.max(np.abs(e)))
+
+
+def test_prepared_rows_errors(rng):
+    X, y, _, _ = make_problem(rng, 10, 3)
+    args = (y, None, np.arange(10), np.zeros(3), 0.0, 0.01)
+    with pytest.raises(ValueError, match=r"rows must be internal_rows.*\(10, 5\)"):
+        sgd_pass(X, *args, rows=np.zeros((10, 4)))
+    wide = sp.random(10, 1200, density=0.01, format="csr", random_state=0)
+    with pytest.raises(ValueError, match="at most 1000 features"):
+        internal_rows(wide, y)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+@pytest.mark.parametrize("l2", [0.0, 0.05])
+def test_scalar_steps_equal_constant_array(rng, batch_size, l2):
+    X, y, center, scale = make_problem(rng, 301, 4, offset=2.0)
+    sw = rng.uniform(0.5, 1.5, 301)
+    order = rng.permutation(301)
+    eta = float(stable_steps(X, center, scale, sw, 1, rng)[0])
+    kw = dict(l2=l2, center=center, scale=scale, batch_size=batch_size, average=True)
+    scalar = sgd_pass(X, y, sw, order, np.zeros(4), 0.0, eta, **kw)
+    array = sgd_pass(
+        X, y, sw, order, np.zeros(4), 0.0, np.full(ceil(301 / batch_size), eta), **kw
+    )
+    for a, b in zip(scalar, array):
+        assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="steps must be positive"):
+        sgd_pass(X, y, sw, order, np.zeros(4), 0.0, 0.0, **kw)

@@ -269,3 +269,33 @@ def test_predictions_are_finite_for_finite_input(
         reg = SGDLinearRegressor(batch_size=batch_size, random_state=0).fit(X, y)
     assert np.all(np.isfinite(reg.coef_))
     assert np.all(np.isfinite(reg.predict(X)))
+
+
+@pytest.mark.parametrize("layout", ["dense", "csr"])
+@pytest.mark.parametrize("params", [{}, {"batch_size": 1, "average": True}])
+def test_internal_copy_of_the_rows_changes_only_rounding(monkeypatch, layout, params):
+    """fit passes over a prepared copy of the rows when it fits the budget;
+    without the copy each chunk is transformed as it is read, to the same
+    iterates up to rounding."""
+    import gdreg._sgd
+
+    X, y = make_regression_data(np.random.default_rng(3), n_samples=400)
+    X[:, 0] = 1e4 * X[:, 0] + 3e4
+    X = sp.csr_matrix(X) if layout == "csr" else X
+    params = dict(random_state=0, max_iter=8, n_iter_no_change=50, **params)
+    copies = []
+    build = gdreg._sgd.internal_rows
+    monkeypatch.setattr(
+        gdreg._sgd, "internal_rows", lambda *a: copies.append(1) or build(*a)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        copied = SGDLinearRegressor(**params).fit(X, y)
+        assert len(copies) == 1
+        monkeypatch.setattr(gdreg._sgd, "_INTERNAL_ROWS_MAX_BYTES", 0)
+        streamed = SGDLinearRegressor(**params).fit(X, y)
+        assert len(copies) == 1
+    assert copied.n_iter_ == streamed.n_iter_ == 8
+    assert_allclose(copied.coef_, streamed.coef_, rtol=1e-10)
+    assert_allclose(copied.intercept_, streamed.intercept_, rtol=1e-10)
+    assert_allclose(copied.loss_curve_, streamed.loss_curve_, rtol=1e-10)
