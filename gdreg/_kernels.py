@@ -58,7 +58,7 @@ def sgd_pass(
     intercept: np.ndarray | float,
     steps: np.ndarray | float,
     *,
-    l2: float = 0.0,
+    l2: float | np.ndarray = 0.0,
     l1: np.ndarray | None = None,
     center: np.ndarray | None = None,
     scale: np.ndarray | None = None,
@@ -100,9 +100,10 @@ def sgd_pass(
         One step size per mini-batch, ``n_updates = ceil(len(order) /
         batch_size)``, or one float for all of them.
 
-    l2 : float, default=0.0
-        L2 strength in the internal space; every ``steps[k] * l2`` must be
-        below one.
+    l2 : float or ndarray of shape (n_features,), default=0.0
+        L2 strength in the internal space, one for all coordinates or one per
+        coordinate (not for CSR X with more than 1000 features); every
+        ``steps[k] * l2`` must be below one.
 
     l1 : ndarray of shape (n_features,) or None, default=None
         Per-coordinate L1 strengths, applied by a proximal step after each
@@ -189,6 +190,14 @@ def sgd_pass(
     ``(\\sum_a c'_a) \\hat w_0 - \\sum_j q_j (g_j / c'_j) r_j z_j`` with
     ``q_j = \\sum_{a \\ge a(j)} c'_a``; for the intercept ``q_j`` counts the
     updates from row ``j``'s on. One product per chunk gives both.
+
+    With a different L2 strength per coordinate the decay products are
+    vectors: with ``C_t`` (``C'_j``) the per-coordinate products of the
+    factors ``1 - eta lambda_f`` before row ``t``'s mini-batch (up to and
+    including row ``j``'s), the system couples ``t`` to ``j`` through
+    ``(C_t z_t)^T (z_j / C'_j) + k``, the product of the rows scaled one way
+    with the rows scaled the other, and ``\\hat w = w / C`` coordinate by
+    coordinate; the iterates are still those of the loop.
 
     L1 is not linear, so exactness cannot hold: with ``l1`` the coefficients
     are soft-thresholded by ``(sum of the block's steps) * l1`` after each
@@ -409,6 +418,7 @@ class _PassData(NamedTuple):
     batch_size: int
     block: int
     rows: np.ndarray | None
+    l2_features: np.ndarray | None
 
 
 def _prepare(
@@ -425,17 +435,20 @@ def _prepare(
         raise ValueError(f"batch_size must be a positive integer; got {m}.")
     n_updates = ceil(order.size / m)
     steps = _check_steps(steps, n_updates)
+    sparse = sp.issparse(X)
+    dense_blocks = not sparse or d <= _DENSE_BLOCKS_MAX_FEATURES
+    l2, l2_features = _check_l2(l2, d, dense_blocks)
     decay = None
     if l2 > 0 and n_updates:
-        decay = 1.0 - np.broadcast_to(steps, (n_updates,)) * float(l2)
+        # With one strength per coordinate, the largest sets how far the
+        # products of decay factors may run before they underflow.
+        decay = 1.0 - np.broadcast_to(steps, (n_updates,)) * l2
         if decay.min() <= 0.0:
             raise ValueError(f"every steps[k] * l2 must be below 1; got l2={l2}.")
     Y = np.asarray(y).reshape(n, -1)
     if sample_weight is not None:
         sample_weight = np.asarray(sample_weight, dtype=np.float64)
 
-    sparse = sp.issparse(X)
-    dense_blocks = not sparse or d <= _DENSE_BLOCKS_MAX_FEATURES
     rotation = _check_rotation(rotation, d)
     if rotation is not None and not dense_blocks:
         raise ValueError(
@@ -476,7 +489,29 @@ def _prepare(
         batch_size=m,
         block=block,
         rows=rows,
+        l2_features=l2_features,
     )
+
+
+def _check_l2(l2, d: int, dense_blocks: bool):
+    """Return the largest L2 strength, and the per-coordinate ones when they
+    differ (else None)."""
+    l2 = np.asarray(l2, dtype=np.float64)
+    if l2.ndim == 0:
+        return float(l2), None
+    if l2.shape != (d,):
+        raise ValueError(f"l2 must be a float or have shape ({d},); got {l2.shape}.")
+    if np.any(l2 < 0):
+        raise ValueError("l2 must be non-negative.")
+    largest = float(l2.max(initial=0.0))
+    if not d or float(l2.min()) == largest:
+        return largest, None
+    if not dense_blocks:
+        raise ValueError(
+            "per-coordinate l2 needs dense X or a CSR matrix with at most "
+            f"{_DENSE_BLOCKS_MAX_FEATURES} features; got {d} features."
+        )
+    return largest, l2
 
 
 def _check_steps(steps, n_updates: int) -> np.ndarray | float:
@@ -612,11 +647,15 @@ class _ChunkPlan(NamedTuple):
     tail_count: np.ndarray
     total_weight: float
     total_count: int
-    end_decay: float
+    end_decay: float | np.ndarray
+    feature_before: np.ndarray | None = None
+    feature_after: np.ndarray | None = None
 
 
 def _chunk_plan(data: _PassData, start: int, stop: int, n_blocks: int) -> _ChunkPlan:
     """Decay products, row gains and averaging weights for rows start:stop."""
+    if data.l2_features is not None:
+        return _feature_decay_plan(data, start, stop, n_blocks)
     m = data.batch_size
     first, last = start // m, ceil(stop / m)
     weight, gain = _row_gains(data, start, stop, first, last)
@@ -672,6 +711,46 @@ def _chunk_plan(data: _PassData, start: int, stop: int, n_blocks: int) -> _Chunk
         total_weight=float(tail[0]),
         total_count=last - first,
         end_decay=float(after[-1]),
+    )
+
+
+def _feature_decay_plan(data: _PassData, start: int, stop: int, n_blocks: int):
+    """Chunk plan for an L2 strength per coordinate.
+
+    The decay products are per coordinate, ``after[a, f]`` over the chunk's
+    updates up to and including ``a``; the rows carry them (see
+    :func:`_solve_dense`), so the plan's scalar products are those of a pass
+    without decay. Averaging weights and L1 thresholds are per coordinate.
+    """
+    m = data.batch_size
+    first, last = start // m, ceil(stop / m)
+    weight, gain = _row_gains(data, start, stop, first, last)
+    steps = _step_slice(data.steps, first, last)
+    after = np.cumprod(1.0 - steps[:, None] * data.l2_features, axis=0)
+    before = np.concatenate([np.ones((1, after.shape[1])), after[:-1]])
+    batch = np.arange(stop - start) // m
+    counts = tail = threshold = None
+    if data.l1 is not None or data.average:
+        counts = (last - first - batch).astype(np.float64)
+        tail = np.cumsum(after[::-1], axis=0)[::-1]
+    if data.l1 is not None:
+        per_block = (last - first) // n_blocks
+        block_steps = steps.reshape(n_blocks, per_block).sum(axis=1)
+        threshold = block_steps[:, None] / after[per_block - 1 :: per_block] * data.l1
+    return _ChunkPlan(
+        weight=weight,
+        before=None,
+        after=None,
+        gain=gain,
+        intercept_gain=gain if data.fit_intercept else np.zeros_like(gain),
+        threshold=threshold,
+        tail_weight=None if tail is None else tail[batch],
+        tail_count=counts,
+        total_weight=None if tail is None else tail[0][:, None],
+        total_count=last - first,
+        end_decay=after[-1][:, None],
+        feature_before=before[batch],
+        feature_after=after[batch],
     )
 
 
@@ -734,7 +813,7 @@ def _run_chunk(
         state.sq_loss += float(np.einsum("i,ij,ij->", plan.weight, R, R))
     if state.sums is not None:
         _add_sums(state.sums, w_start, rows_sum, Q, R, shift, plan)
-    if plan.end_decay != 1.0:
+    if np.any(plan.end_decay != 1.0):
         state.w[:d] *= plan.end_decay
 
 
@@ -800,23 +879,50 @@ def _solve_dense(data: _PassData, space: _Workspace, w, idx, plan, n_blocks):
     ``[z, 1 / c, -y / c]`` gives both the matrix and the right-hand sides,
     and the update is ``\\hat w -= sum_j q_j z_j``, ``b -= k sum_j c'_j q_j``.
 
+    With an L2 strength per coordinate the rows that update the weights
+    differ from those that predict (see :func:`_feature_decay_rows`).
+
     Returns ``q`` of shape (rows, n_targets), the L1 shifts weighted for the
-    averaging sums, and a function computing ``Z^T c``.
+    averaging sums, and a function ``rows_sum(Q, tail)`` computing ``sum_j
+    tail_j * u_j q_j`` over the update rows ``u_j`` (``tail`` per row, or per
+    row and coordinate).
     """
     d, k = data.X.shape[1], data.Y.shape[1]
     block = idx.size // n_blocks
     rows, rows64, Z, P, outer = space.get(idx.size, n_blocks, block)
     _dense_rows(data, space, idx, plan, rows, rows64, Z)
     Z3 = Z.reshape(n_blocks, block, -1)
+    U = Z
+    if plan.feature_after is not None:
+        U = _feature_decay_rows(Z, plan, d)
+    U3 = U.reshape(n_blocks, block, -1)
     direct = None
     if P is None:
         before = 1.0 if plan.before is None else plan.before
         direct = (plan.gain * before).reshape(n_blocks, block)
     else:
-        _block_systems(Z3, P, outer, plan, data)
+        _block_systems(Z3, U3, P, outer, plan, data)
     loop = _loop_one_target if k == 1 else _loop_targets
-    Q, shift = loop(w, Z3, P, direct, plan, data)
-    return Q, shift, Z[:, :d].T.dot
+    Q, shift = loop(w, Z3, U3, P, direct, plan, data)
+
+    def rows_sum(Q, tail):
+        if tail.ndim == 1:
+            return np.dot(U[:, :d].T, tail[:, None] * Q)
+        return np.dot((U[:, :d] * tail).T, Q)
+
+    return Q, shift, rows_sum
+
+
+def _feature_decay_rows(Z, plan: _ChunkPlan, d: int) -> np.ndarray:
+    """Split the rows for per-coordinate decay: ``Z`` becomes ``[C_t z_t, 1,
+    -y_t]`` in place, and the returned update rows are ``[z_j / C'_j, 1,
+    0]``."""
+    U = np.empty_like(Z)
+    np.divide(Z[:, :d], plan.feature_after, out=U[:, :d])
+    U[:, d] = 1.0
+    U[:, d + 1 :] = 0.0
+    Z[:, :d] *= plan.feature_before
+    return U
 
 
 def _dense_rows(data: _PassData, space: _Workspace, idx, plan, rows, rows64, Z):
@@ -863,17 +969,18 @@ def _dense_rows(data: _PassData, space: _Workspace, idx, plan, rows, rows64, Z):
         np.multiply(data.Y[idx], -Z[:, d, None], out=Z[:, d + 1 :])
 
 
-def _block_systems(Z3, P, outer, plan: _ChunkPlan, data: _PassData) -> None:
+def _block_systems(Z3, U3, P, outer, plan: _ChunkPlan, data: _PassData) -> None:
     """Fill ``P`` with the blocks' triangular matrices, ``P[b].T`` lower.
 
-    ``P[b][j, t]`` couples row ``t`` to an earlier row ``j``; entries within a
+    ``P[b][j, t]`` couples row ``t`` to an earlier row ``j`` (the product of
+    update row ``j`` of ``U3`` with row ``t`` of ``Z3``); entries within a
     mini-batch are zero and the diagonal holds ``c'_t / (g_t c_t)``.
     """
     n_blocks, block, _ = Z3.shape
     m, d = data.batch_size, data.X.shape[1]
     joint = d + 1 if data.fit_intercept and plan.before is None else d
     part = Z3[:, :, :joint]
-    np.matmul(part, part.transpose(0, 2, 1), out=P)
+    np.matmul(U3[:, :, :joint], part.transpose(0, 2, 1), out=P)
     if joint == d and data.fit_intercept:
         after = plan.after.reshape(n_blocks, block, 1)
         np.multiply(after, Z3[:, None, :, d], out=outer)
@@ -888,8 +995,12 @@ def _block_systems(Z3, P, outer, plan: _ChunkPlan, data: _PassData) -> None:
         np.divide(1.0, scaled.reshape(n_blocks, block), out=diagonal)
 
 
-def _loop_one_target(w, Z3, P, direct, plan: _ChunkPlan, data: _PassData):
-    """Block loop for one target: a product, a triangular solve, a product."""
+def _loop_one_target(w, Z3, U3, P, direct, plan: _ChunkPlan, data: _PassData):
+    """Block loop for one target: a product, a triangular solve, a product.
+
+    The rows of ``Z3`` give the right-hand sides, those of ``U3`` (the same
+    array unless the decay is per coordinate) update the weights.
+    """
     n_blocks, block, width = Z3.shape
     d = data.X.shape[1]
     w = w[:, 0]
@@ -905,16 +1016,16 @@ def _loop_one_target(w, Z3, P, direct, plan: _ChunkPlan, data: _PassData):
     dot, subtract, multiply, trsv = np.dot, np.subtract, np.multiply, blas.dtrsv
     if not separate and plan.threshold is None:
         if PT is None:
-            for Zb, q, scale in zip(Z3, Q, direct):
+            for Zb, Ub, q, scale in zip(Z3, U3, Q, direct):
                 dot(Zb, w, out=q)
                 multiply(q, scale, out=q)
-                dot(q, Zb, out=change)
+                dot(q, Ub, out=change)
                 subtract(head, change_head, out=head)
         else:
-            for Zb, q, Pb in zip(Z3, Q, PT):
+            for Zb, Ub, q, Pb in zip(Z3, U3, Q, PT):
                 dot(Zb, w, out=q)
                 trsv(Pb, q, lower=1, overwrite_x=1)
-                dot(q, Zb, out=change)
+                dot(q, Ub, out=change)
                 subtract(head, change_head, out=head)
         return Q.reshape(-1, 1), shift
     if separate and plan.threshold is None:
@@ -935,7 +1046,7 @@ def _loop_one_target(w, Z3, P, direct, plan: _ChunkPlan, data: _PassData):
             multiply(q, direct[b], out=q)
         else:
             trsv(PT[b], q, lower=1, overwrite_x=1)
-        dot(q, Zb, out=change)
+        dot(q, U3[b], out=change)
         subtract(head, change_head, out=head)
         if separate:
             w[d] -= dot(after[b], q)
@@ -944,7 +1055,7 @@ def _loop_one_target(w, Z3, P, direct, plan: _ChunkPlan, data: _PassData):
     return Q.reshape(-1, 1), shift
 
 
-def _loop_targets(w, Z3, P, direct, plan: _ChunkPlan, data: _PassData):
+def _loop_targets(w, Z3, U3, P, direct, plan: _ChunkPlan, data: _PassData):
     """Block loop for several targets, with a multi-column triangular solve."""
     n_blocks, block, _ = Z3.shape
     d, k = data.X.shape[1], w.shape[1]
@@ -962,7 +1073,7 @@ def _loop_targets(w, Z3, P, direct, plan: _ChunkPlan, data: _PassData):
             q *= direct[b]
         else:
             trsm(1.0, P[b].T, q.T, lower=1, overwrite_b=1)
-        head -= np.dot(Z3[b, :, :joint].T, q.T)
+        head -= np.dot(U3[b, :, :joint].T, q.T)
         if separate:
             w[d] -= np.dot(q, after[b])
         if plan.threshold is not None:
@@ -975,16 +1086,20 @@ def _soft_threshold(coef, threshold, plan: _ChunkPlan, b: int) -> np.ndarray:
     cut = np.clip(coef, -threshold, threshold)
     coef -= cut
     block_rows = plan.gain.size // plan.threshold.shape[0]
-    return -plan.tail_weight[(b + 1) * block_rows - 1] * cut
+    weight = plan.tail_weight[(b + 1) * block_rows - 1]
+    if np.ndim(weight) == 1 and cut.ndim == 2:
+        weight = weight[:, None]
+    return -weight * cut
 
 
 def _add_sums(sums, w_start, rows_sum, Q, R, shift, plan: _ChunkPlan) -> None:
     """Add the chunk's sums of iterates, in true units, to ``sums``.
 
-    ``rows_sum(c)`` returns ``sum_j z_j c_j`` over the rows of the chunk.
+    ``rows_sum(Q, tail)`` returns ``sum_j tail_j * z_j q_j`` over the rows
+    of the chunk.
     """
     d = sums.shape[0] - 1
-    weighted = rows_sum(plan.tail_weight[:, None] * Q)
+    weighted = rows_sum(Q, plan.tail_weight)
     sums[:d] += plan.total_weight * w_start[:d] - weighted + shift
     counted = np.dot(plan.intercept_gain * plan.tail_count, R)
     sums[d] += plan.total_count * w_start[d] - counted
@@ -1036,7 +1151,8 @@ def _solve_sparse(data: _PassData, w, idx, plan: _ChunkPlan, n_blocks, block):
 
     w[:d] = v + np.outer(a, gamma)
 
-    def rows_sum(c):
+    def rows_sum(Q, tail):
+        c = tail[:, None] * Q
         return S.T @ c - np.outer(a, c.sum(axis=0))
 
     return plan.gain[:, None] * R, R, shift, rows_sum

@@ -221,9 +221,18 @@ class SGDLinearRegressor(BaseGDRegressor):
     and directions that only the penalty curves (more features than
     samples, collinear features) are approached at a rate of about ``eta *
     alpha`` per update: there :class:`GDLinearRegressor` is far faster.
-    Updates with momentum, or with an L2 penalty that differs between
-    features in the scaled coordinates, run one mini-batch at a time, which
-    is exact but slower with small batches.
+    An L2 penalty has a different strength for each feature in the scaled
+    coordinates; the blocks carry the per-feature decay products, so the
+    iterates are still those of the plain loop (sparse data with more than
+    1000 features excepted, which run one mini-batch at a time). Updates
+    with momentum also run one mini-batch at a time, which is exact but
+    slower with small batches.
+
+    ``fit`` keeps the training rows in the internal coordinates, with a
+    column of ones and the targets, as one float64 array when it needs at
+    most 1 GiB (for sparse data, at most four times the size of ``X``) and
+    makes its passes over that copy; larger data are put in the internal
+    coordinates a chunk of rows at a time in every pass.
 
     ``partial_fit`` scales with the running mean and variance of all data
     seen so far, so a first call on very few rows is scaled poorly until
@@ -533,7 +542,7 @@ class SGDLinearRegressor(BaseGDRegressor):
 
         uniform_l2 = np.ptp(internal.l2) <= 1e-12 * max(internal.l2.max(), 1e-300)
         rows = None
-        if not partial and max_epochs > 1 and self.momentum == 0 and uniform_l2:
+        if not partial and max_epochs > 1 and self.momentum == 0:
             rows = _internal_rows(X, y, internal)
         bound = self._stable_step(X, internal, rows)
         settings = (self.learning_rate, self.eta0, self.power_t, self._batch)
@@ -649,14 +658,15 @@ class SGDLinearRegressor(BaseGDRegressor):
                 X, y, internal, order, V, b, steps, self._batch,
                 self.fit_intercept, self.average, self.momentum, velocity,
             )  # fmt: skip
-        if velocity is not None or not uniform_l2:
+        wide = sp.issparse(X) and X.shape[1] > _DENSE_BLOCKS_MAX_FEATURES
+        if velocity is not None or (wide and not uniform_l2):
             return _minibatch_loop_pass(
                 X, y, internal, order, V, b, steps, self._batch,
                 self.fit_intercept, self.average, self.momentum, velocity,
             )  # fmt: skip
         result = sgd_pass(
             X, y, internal.steps_weight, order, V, b, steps,
-            l2=float(internal.l2[0]) if internal.l2.size else 0.0,
+            l2=float(internal.l2.max(initial=0)) if uniform_l2 else internal.l2,
             l1=internal.l1, center=internal.center, scale=internal.scale,
             fit_intercept=self.fit_intercept, batch_size=self._batch,
             average=self.average, rotation=internal.rotation, rows=rows,
@@ -982,7 +992,8 @@ class _LoopResult:
 
 def _minibatch_loop_pass(X, y, internal, order, V, b, steps, batch_size,
                          fit_intercept, average, momentum, velocity):  # fmt: skip
-    """One pass, one mini-batch at a time: momentum and per-feature L2.
+    """One pass, one mini-batch at a time: momentum, and per-feature L2 on
+    sparse data with more than 1000 features.
 
     Each update is the one of the class Notes, with heavy-ball momentum
     ``u <- momentum * u - step * gradient; v <- v + u`` (the intercept

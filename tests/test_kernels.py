@@ -60,7 +60,8 @@ def reference_pass(
         loss += float(np.sum(s[rows, None] * R**2))
         factor = dtype(eta / len(rows))
         grad = Z[rows].T @ (s[rows, None].astype(dtype) * R)
-        w = dtype(1 - eta * l2) * w - factor * grad
+        decay = (1 - eta * np.reshape(l2, (-1, 1))).astype(dtype)
+        w = decay * w - factor * grad
         if fit_intercept:
             b = b - factor * (s[rows, None].astype(dtype) * R).sum(axis=0)
         eta_in_block += eta
@@ -426,3 +427,63 @@ def test_scalar_steps_equal_constant_array(rng, batch_size, l2):
         assert_array_equal(a, b)
     with pytest.raises(ValueError, match="steps must be positive"):
         sgd_pass(X, y, sw, order, np.zeros(4), 0.0, 0.0, **kw)
+
+
+@pytest.mark.parametrize("layout", ["dense", "csr"])
+@pytest.mark.parametrize("batch_size", [1, 3, 32])
+@pytest.mark.parametrize("k", [None, 2])
+@pytest.mark.parametrize("prepared", [False, True])
+def test_per_coordinate_l2_matches_loop(rng, layout, batch_size, k, prepared):
+    X, y, center, scale = correlated_problem(rng, 350, 5, k)
+    data = sp.csr_matrix(X) if layout == "csr" else X
+    l2 = np.array([0.0, 0.01, 0.3, 0.05, 0.0])
+    sw = rng.uniform(0.5, 1.5, 350)
+    order = rng.permutation(350)
+    n_updates = ceil(350 / batch_size)
+    steps = stable_steps(X, center, scale, sw, n_updates, rng) * batch_size**0.5
+    shape = (5,) if k is None else (5, k)
+    coef, intercept = rng.standard_normal(shape), np.full(shape[1:], 0.2)
+    kw = dict(l2=l2, center=center, scale=scale, batch_size=batch_size)
+    rows = internal_rows(data, y, center, scale) if prepared else None
+    got = sgd_pass(
+        data, y, sw, order, coef, intercept, steps, average=True, rows=rows, **kw
+    )
+    want = reference_pass(X, y, sw, order, coef, intercept, steps, **kw)
+    for g, e in zip(got, want):
+        assert_allclose(g, e, rtol=RTOL, atol=RTOL * np.max(np.abs(e)))
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_per_coordinate_l2_with_l1_matches_blocked_loop(rng, batch_size):
+    X, y, center, scale = make_problem(rng, 300, 4, offset=1.0)
+    l2 = np.array([0.02, 0.0, 0.1, 0.04])
+    l1 = np.array([0.01, 0.05, 0.0, 0.02])
+    steps = stable_steps(X, center, scale, None, ceil(300 / batch_size), rng)
+    check_against_loop(
+        X, y, None, rng.permutation(300), np.zeros(4), 0.0, steps,
+        l2=l2, l1=l1, center=center, scale=scale, batch_size=batch_size,
+        block_size=24,
+    )  # fmt: skip
+
+
+def test_equal_per_coordinate_l2_is_the_scalar_pass(rng):
+    X, y, center, scale = make_problem(rng, 200, 3, offset=2.0)
+    args = (X, y, None, rng.permutation(200), np.zeros(3), 0.0, 0.01)
+    kw = dict(center=center, scale=scale, average=True)
+    vector = sgd_pass(*args, l2=np.full(3, 0.05), **kw)
+    scalar = sgd_pass(*args, l2=0.05, **kw)
+    for a, b in zip(vector, scalar):
+        assert_array_equal(a, b)
+
+
+def test_per_coordinate_l2_errors(rng):
+    X, y, _, _ = make_problem(rng, 10, 3)
+    args = (y, None, np.arange(10), np.zeros(3), 0.0, 0.01)
+    with pytest.raises(ValueError, match=r"l2 must be a float or have shape \(3,\)"):
+        sgd_pass(X, *args, l2=np.ones(2))
+    with pytest.raises(ValueError, match="non-negative"):
+        sgd_pass(X, *args, l2=np.array([0.1, -0.1, 0.0]))
+    wide = sp.random(10, 1200, density=0.01, format="csr", random_state=0)
+    l2 = np.linspace(0, 0.1, 1200)
+    with pytest.raises(ValueError, match="per-coordinate l2 needs dense X"):
+        sgd_pass(wide, y, None, np.arange(10), np.zeros(1200), 0.0, 0.01, l2=l2)

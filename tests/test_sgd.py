@@ -299,3 +299,27 @@ def test_internal_copy_of_the_rows_changes_only_rounding(monkeypatch, layout, pa
     assert_allclose(copied.coef_, streamed.coef_, rtol=1e-10)
     assert_allclose(copied.intercept_, streamed.intercept_, rtol=1e-10)
     assert_allclose(copied.loss_curve_, streamed.loss_curve_, rtol=1e-10)
+
+
+@pytest.mark.parametrize("batch_size", [1, 8])
+def test_l2_blocks_match_one_batch_at_a_time(monkeypatch, batch_size):
+    """An L2 penalty decays each scaled feature at its own rate; the blocked
+    passes carry those rates and give the iterates of the loop over
+    mini-batches, which wide sparse data run."""
+    import gdreg._sgd
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((300, 4)) * np.array([1.0, 30.0, 0.01, 5.0])
+    y = X @ np.array([1.0, 0.1, 50.0, -0.3]) + rng.standard_normal(300)
+    X = sp.csr_matrix(X)
+    params = dict(
+        penalty="l2", alpha=0.1, batch_size=batch_size, random_state=0, max_iter=5
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        blocked = SGDLinearRegressor(**params).fit(X, y)
+        monkeypatch.setattr(gdreg._sgd, "_DENSE_BLOCKS_MAX_FEATURES", 0)
+        looped = SGDLinearRegressor(**params).fit(X, y)
+    assert_allclose(blocked.coef_, looped.coef_, rtol=1e-9)
+    assert_allclose(blocked.intercept_, looped.intercept_, rtol=1e-9)
+    assert_allclose(blocked.loss_curve_, looped.loss_curve_, rtol=1e-9)
