@@ -726,8 +726,8 @@ def _feature_decay_plan(data: _PassData, start: int, stop: int, n_blocks: int):
     first, last = start // m, ceil(stop / m)
     weight, gain = _row_gains(data, start, stop, first, last)
     steps = _step_slice(data.steps, first, last)
-    after = np.cumprod(1.0 - steps[:, None] * data.l2_features, axis=0)
-    before = np.concatenate([np.ones((1, after.shape[1])), after[:-1]])
+    products = _feature_products(steps, data.l2_features)
+    before, after = products[:-1], products[1:]
     batch = np.arange(stop - start) // m
     counts = tail = threshold = None
     if data.l1 is not None or data.average:
@@ -749,9 +749,35 @@ def _feature_decay_plan(data: _PassData, start: int, stop: int, n_blocks: int):
         total_weight=None if tail is None else tail[0][:, None],
         total_count=last - first,
         end_decay=after[-1][:, None],
-        feature_before=before[batch],
-        feature_after=after[batch],
+        feature_before=before if m == 1 else np.repeat(before, m, axis=0)[: batch.size],
+        feature_after=after if m == 1 else np.repeat(after, m, axis=0)[: batch.size],
     )
+
+
+def _feature_products(steps: np.ndarray, l2: np.ndarray) -> np.ndarray:
+    """Products ``prod_{a' < a} (1 - steps[a'] * l2)`` for ``a = 0, ...,
+    len(steps)``, one row each (the first row is ones).
+
+    Row by row, a cumulative product costs one call per update; with one
+    step for the whole chunk (the usual case) the rows are built by
+    doubling, ``p[k + i] = p[i] * p[k]``, in a few calls.
+    """
+    n = steps.size
+    products = np.empty((n + 1, l2.size))
+    products[0] = 1.0
+    if n and steps.min() != steps.max():
+        np.cumprod(1.0 - steps[:, None] * l2, axis=0, out=products[1:])
+        return products
+    if n:
+        products[1] = 1.0 - steps[0] * l2
+    k = 1
+    while k < n:
+        size = min(k, n - k)
+        np.multiply(
+            products[1 : size + 1], products[k], out=products[k + 1 : k + 1 + size]
+        )
+        k += size
+    return products
 
 
 def _step_slice(steps: np.ndarray | float, first: int, last: int) -> np.ndarray:
