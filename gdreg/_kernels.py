@@ -5,6 +5,7 @@ is computed in blocks of consecutive updates, with a few dense linear-algebra
 calls per block, and gives the iterates of a plain loop up to rounding.
 """
 
+from functools import lru_cache
 from math import ceil, log
 from typing import NamedTuple
 
@@ -1012,13 +1013,22 @@ def _block_systems(Z3, U3, P, outer, plan: _ChunkPlan, data: _PassData) -> None:
         np.multiply(after, Z3[:, None, :, d], out=outer)
         P += outer
     if m > 1:
-        batch = np.arange(block) // m
-        P *= batch[:, None] < batch[None, :]
+        np.multiply(P, _earlier_batches(block, m), out=P)
 
     diagonal = P.reshape(n_blocks, -1)[:, :: block + 1]
     scaled = plan.gain if plan.before is None else plan.gain * plan.before
     with np.errstate(divide="ignore"):
         np.divide(1.0, scaled.reshape(n_blocks, block), out=diagonal)
+
+
+@lru_cache(maxsize=8)
+def _earlier_batches(block: int, m: int) -> np.ndarray:
+    """``mask[j, t]`` is one when row ``j`` is in an earlier mini-batch than
+    row ``t``, else zero (read-only)."""
+    batch = np.arange(block) // m
+    mask = (batch[:, None] < batch[None, :]).astype(np.float64)
+    mask.flags.writeable = False
+    return mask
 
 
 def _loop_one_target(w, Z3, U3, P, direct, plan: _ChunkPlan, data: _PassData):

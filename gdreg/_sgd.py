@@ -38,6 +38,7 @@ from ._validation import (
     StrOptions,
     array_namespace,
     check_finite_result,
+    is_numpy_data,
     is_numpy_namespace,
     to_numpy,
     widest_float,
@@ -653,7 +654,7 @@ class SGDLinearRegressor(BaseGDRegressor):
         else one mini-batch at a time (always for data of libraries other than
         NumPy); ``rows`` are the kernel's prepared internal rows, if any.
         Returns the result and the velocity."""
-        if not is_numpy_namespace(array_namespace(X)[0]):
+        if not is_numpy_data(X):
             return _minibatch_loop_pass_xp(
                 X, y, internal, order, V, b, steps, self._batch,
                 self.fit_intercept, self.average, self.momentum, velocity,
@@ -678,7 +679,7 @@ class SGDLinearRegressor(BaseGDRegressor):
         coefficients, for targets divided by ``internal.y_scale``: one
         product with ``X``, in the library of ``X``."""
         coef, intercept = _host(self.coef_), _host(self.intercept_)
-        if is_numpy_namespace(array_namespace(X)[0]):
+        if is_numpy_data(X):
             with np.errstate(over="ignore", invalid="ignore"):
                 scaled = (coef / internal.y_scale).astype(X.dtype)
                 prediction = safe_sparse_dot(X, scaled.T, dense_output=True)
@@ -701,7 +702,7 @@ class SGDLinearRegressor(BaseGDRegressor):
         update a contraction, whatever the order of the samples.
         """
         m = min(self._batch, X.shape[0])
-        if rows is not None or is_numpy_namespace(array_namespace(X)[0]):
+        if rows is not None or is_numpy_data(X):
             if rows is not None:
                 Z = rows[:, : X.shape[1]]
                 norms = np.einsum("ij,ij->i", Z, Z)
@@ -768,11 +769,11 @@ class SGDLinearRegressor(BaseGDRegressor):
             intercept = self._intercept_sum / self._n_summed
         else:
             coef, intercept = self._last_coef, self._last_intercept
-        xp, _ = array_namespace(X)
-        if is_numpy_namespace(xp):
+        if is_numpy_data(X):
             self.coef_ = np.asarray(coef, dtype=X.dtype)
             self.intercept_ = np.asarray(intercept, dtype=X.dtype)[()]
         else:
+            xp, _ = array_namespace(X)
             self.coef_ = xp.astype(coef, X.dtype)
             self.intercept_ = xp.astype(intercept, X.dtype)
 
@@ -884,9 +885,9 @@ def _host(a):
 def _like(a, like):
     """NumPy values ``a`` in the library and on the device of ``like``, in its
     widest float; unchanged when ``like`` is NumPy data."""
-    xp, device = array_namespace(like)
-    if is_numpy_namespace(xp):
+    if is_numpy_data(like):
         return a
+    xp, device = array_namespace(like)
     wide = widest_float(xp, device)
     return xp.asarray(np.asarray(a, dtype=np.float64), dtype=wide, device=device)
 
@@ -1036,7 +1037,7 @@ def _internal_rows(X, y, internal):
     fits: NumPy data, dense or CSR with few enough features, and a float64
     copy of at most 1 GiB (for CSR, at most four times its own size);
     else None."""
-    if not is_numpy_namespace(array_namespace(X)[0]):
+    if not is_numpy_data(X):
         return None
     n, d = X.shape
     k = 1 if y.ndim == 1 else y.shape[1]

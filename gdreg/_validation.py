@@ -93,6 +93,17 @@ def is_numpy_namespace(xp):
     return _is_numpy_namespace(xp)
 
 
+def is_numpy_data(*arrays):
+    """Whether ``arrays`` are NumPy data (NumPy arrays or scalars, or sparse
+    matrices), as :func:`array_namespace` would say, checked by type first
+    because it runs once per epoch."""
+    if all(
+        isinstance(a, (np.ndarray, np.generic, float)) or sp.issparse(a) for a in arrays
+    ):
+        return True
+    return is_numpy_namespace(array_namespace(*arrays)[0])
+
+
 def widest_float(xp, device):
     """The most precise floating dtype of ``xp`` on ``device``.
 
