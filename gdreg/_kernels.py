@@ -132,7 +132,7 @@ def sgd_pass(
         ``l1`` where it sets where the thresholding happens.
 
     rotation : ndarray of shape (n_features, n_features) or None, default=None
-        Upper-triangular matrix ``R`` applied to the centred, scaled rows,
+        Square matrix ``R`` applied to the centred, scaled rows,
         ``z_i = ((x_i - center) / scale) @ R``; ``coef`` and the result are
         then in the rotated space. Dense X, or CSR with at most 1000
         features (densified a chunk at a time).
@@ -245,7 +245,7 @@ def internal_rows(
         Positive divisors applied after centring; None means one.
 
     rotation : ndarray of shape (n_features, n_features) or None, default=None
-        Upper-triangular matrix applied to the centred, scaled rows.
+        Square matrix applied to the centred, scaled rows.
 
     Returns
     -------
@@ -309,7 +309,7 @@ def max_row_norm_sq(
         Row multipliers ``s_i``; None means all ones.
 
     rotation : ndarray of shape (n_features, n_features) or None, default=None
-        Upper-triangular matrix applied to the centred, scaled rows.
+        Square matrix applied to the centred, scaled rows.
 
     Returns
     -------
@@ -347,7 +347,7 @@ def row_norms_sq(
         Divisors applied after centring; None means one.
 
     rotation : ndarray of shape (n_features, n_features) or None, default=None
-        Upper-triangular matrix ``R`` applied to the centred, scaled rows.
+        Square matrix ``R`` applied to the centred, scaled rows.
 
     Returns
     -------
@@ -539,8 +539,6 @@ def _check_rotation(rotation, d: int) -> np.ndarray | None:
     rotation = np.ascontiguousarray(rotation, dtype=np.float64)
     if rotation.shape != (d, d):
         raise ValueError(f"rotation must have shape ({d}, {d}); got {rotation.shape}.")
-    if np.any(np.tril(rotation, -1)):
-        raise ValueError("rotation must be upper-triangular.")
     return rotation
 
 

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg import rq
+from scipy.linalg import LinAlgError, eigh, rq
 from sklearn.utils.sparsefuncs import mean_variance_axis
 
 from ._validation import array_namespace, widest_float
@@ -335,3 +335,38 @@ def whitening_rotation(X, sample_weight, center, inv_scale):
     symmetric = (Q * factor) @ Q.T
     triangular, orthogonal = rq(symmetric)
     return triangular, orthogonal @ ((Q / factor) @ Q.T)
+
+
+def penalised_whitening(X, sample_weight, center, inv_scale, penalty):
+    """Coordinates in which an L2-penalised least-squares problem is isotropic.
+
+    With ``C`` the weighted covariance of ``Z = (X - center) * inv_scale``
+    and ``L = diag(penalty)`` the penalty's curvature in those units, the
+    Hessian is ``H = C + L``. The generalized eigenvectors ``Q`` of ``(L,
+    H)`` satisfy ``Q^T H Q = I`` and ``Q^T L Q = diag(nu)``: in the
+    coordinates ``u`` of ``Z @ Q`` every direction has unit curvature, and
+    the penalty stays diagonal, ``nu_i u_i^2 / 2`` with ``0 <= nu_i <= 1``,
+    so directions that only the penalty curves are reached as fast as the
+    others. Features without spread (``inv_scale == 0``) keep a zero
+    coordinate.
+
+    Returns ``((Q, Q^-1), nu)``, or None when ``H`` is already well
+    conditioned, when there are too many features for a ``(d, d)`` matrix
+    to be cheap, or when ``H`` is too close to singular to factor.
+    """
+    n_features = X.shape[1]
+    if n_features < 2 or n_features > _WHITEN_MAX_FEATURES:
+        return None
+    C, _ = scaled_gram(X, center, inv_scale, sample_weight / sample_weight.sum())
+    penalty = np.asarray(penalty, dtype=np.float64)
+    H = C + np.diag(penalty)
+    idle = np.diag(H) <= 0
+    H[idle, idle] = 1.0
+    curvatures = np.linalg.eigvalsh(H)
+    if curvatures[0] <= 0 or curvatures[0] * _WHITEN_MIN_CONDITION >= curvatures[-1]:
+        return None
+    try:
+        nu, Q = eigh(np.diag(penalty), H)
+    except LinAlgError:
+        return None
+    return (Q, Q.T @ H), np.clip(nu, 0.0, None)

@@ -22,6 +22,7 @@ from ._scaling import (
     _row_chunks,
     internal_coordinates,
     merge_moments,
+    penalised_whitening,
     weighted_moments,
     whitening_rotation,
 )
@@ -217,11 +218,15 @@ class SGDLinearRegressor(BaseGDRegressor):
     scaled covariance is poorly conditioned (condition number above 10, at most
     500 features): the internal rows are multiplied by the inverse square
     root of that covariance, so correlated or nearly collinear features do
-    not slow the descent down. With a penalty this rotation would couple
-    the coordinates of the penalty, so only the diagonal scaling is used,
-    and directions that only the penalty curves (more features than
-    samples, collinear features) are approached at a rate of about ``eta *
-    alpha`` per update: there :class:`GDLinearRegressor` is far faster.
+    not slow the descent down. With an L2 penalty (and no L1 part) the
+    same holds for the penalised problem: ``fit`` rotates to coordinates in
+    which its Hessian is the identity and the penalty stays one L2
+    strength per coordinate, so directions that only the penalty curves
+    (more features than samples, collinear features) are reached as fast as
+    the others. An L1 part is not invariant under rotations, so with one
+    only the diagonal scaling is used, and such directions are approached
+    at a rate of about ``eta * alpha`` per update: there
+    :class:`GDLinearRegressor` is far faster.
     An L2 penalty has a different strength for each feature in the scaled
     coordinates; the blocks carry the per-feature decay products, so the
     iterates are still those of the plain loop (sparse data with more than
@@ -512,15 +517,20 @@ class SGDLinearRegressor(BaseGDRegressor):
         uniform = bool(xp.all(sample_weight == sample_weight[0]))
         mean_weight = sample_weight.mean() if numpy_input else xp.mean(sample_weight)
         rotation = None
+        penalty = l2 * inv_scale**2
         # Whitening is written for NumPy data: other libraries' data keep
-        # the diagonal scaling.
+        # the diagonal scaling. An L1 part is not invariant under rotations.
         if whiten and numpy_input and l1 == 0 and l2 == 0:
             rotation = whitening_rotation(X, sample_weight, center, inv_scale)
+        elif whiten and numpy_input and l1 == 0:
+            whitened = penalised_whitening(X, sample_weight, center, inv_scale, penalty)
+            if whitened is not None:
+                rotation, penalty = whitened
         return _Internal(
             center=center,
             inv_scale=inv_scale,
             scale=scale,
-            l2=l2 * inv_scale**2,
+            l2=penalty,
             l1=(l1 / y_scale * inv_scale) if l1 > 0 else None,
             steps_weight=None if uniform else sample_weight / mean_weight,
             rotation=rotation,
@@ -820,7 +830,8 @@ class _Internal:
         return coef.T.copy(), np.asarray(intercept)
 
     def penalty(self, V):
-        """The penalty's value; a rotation is only used without one."""
+        """The penalty's value: diagonal in the internal coordinates, also
+        when they are rotated."""
         value = 0.5 * np.sum(_rows(self.l2, V) * V * V)
         if self.l1 is not None:
             value += np.sum(_rows(self.l1, V) * np.abs(V))

@@ -106,3 +106,35 @@ def test_moments_of_extreme_magnitudes(rng, sparse, magnitude):
     )
     assert_allclose(mean / [magnitude, 1.0], expected_mean, rtol=1e-12)
     assert_allclose(std / [magnitude, 1.0], expected_std, rtol=1e-12)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_penalised_whitening_makes_the_hessian_identity(rng, sparse):
+    from gdreg._scaling import penalised_whitening, scaled_gram
+
+    X = rng.standard_normal((20, 6)) @ rng.standard_normal((6, 6))
+    X[:, 2] = 3.0  # a feature without spread keeps a zero coordinate
+    center = X.mean(axis=0)
+    std = X.std(axis=0)
+    inv_scale = np.where(std > 0, 1 / np.sqrt(std**2 + 0.05), 0.0)
+    penalty = 0.05 * inv_scale**2
+    sw = rng.uniform(0.5, 2.0, 20)
+    data = sp.csr_matrix(X) if sparse else X
+    (Q, Q_inv), nu = penalised_whitening(data, sw, center, inv_scale, penalty)
+    C, _ = scaled_gram(X, center, inv_scale, sw / sw.sum())
+    informative = inv_scale > 0
+    H = C + np.diag(penalty)
+    H[~informative, ~informative] = 1.0
+    assert_allclose(Q.T @ H @ Q, np.eye(6), atol=1e-10)
+    assert_allclose(Q.T @ np.diag(penalty) @ Q, np.diag(nu), atol=1e-10)
+    assert_allclose(Q_inv @ Q, np.eye(6), atol=1e-10)
+    assert np.all((nu >= 0) & (nu <= 1 + 1e-12))
+
+
+def test_penalised_whitening_skips_well_conditioned_problems(rng):
+    from gdreg._scaling import penalised_whitening
+
+    X = rng.standard_normal((500, 4))
+    penalty = np.full(4, 1e-3)
+    result = penalised_whitening(X, np.ones(500), X.mean(0), 1 / X.std(0), penalty)
+    assert result is None

@@ -323,3 +323,20 @@ def test_l2_blocks_match_one_batch_at_a_time(monkeypatch, batch_size):
     assert_allclose(blocked.coef_, looped.coef_, rtol=1e-9)
     assert_allclose(blocked.intercept_, looped.intercept_, rtol=1e-9)
     assert_allclose(blocked.loss_curve_, looped.loss_curve_, rtol=1e-9)
+
+
+def test_l2_penalty_with_more_features_than_samples_converges():
+    """Directions that only the penalty curves are reached as fast as the
+    others: fit rotates to coordinates where the penalised problem is
+    isotropic."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 60)) * rng.uniform(0.1, 10, 60)
+    y = X @ rng.standard_normal(60) + rng.standard_normal(40)
+    alpha = 0.05
+    oracle = Ridge(alpha=alpha * 40).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        reg = SGDLinearRegressor(penalty="l2", alpha=alpha, random_state=0).fit(X, y)
+    best = _objective(X, y, oracle.coef_, oracle.intercept_, l2=alpha)
+    assert _objective(X, y, reg.coef_, reg.intercept_, l2=alpha) <= best * (1 + 1e-3)
+    assert reg.n_iter_ < 200
