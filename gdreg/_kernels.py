@@ -1151,7 +1151,10 @@ def _solve_sparse(data: _PassData, w, idx, plan: _ChunkPlan, n_blocks, block):
     S, a = _scaled_rows(data, idx)
     u = S @ a
     aa = float(a @ a)
-    M = _sparse_block_systems(S, u, aa, plan, n_blocks, block, data)
+    # With one mini-batch per block no row of a block depends on another.
+    M = None
+    if block > data.batch_size:
+        M = _sparse_block_systems(S, u, aa, plan, n_blocks, block, data)
     rows = np.repeat(np.arange(idx.size), np.diff(S.indptr))
     Y = data.Y[idx]
 
@@ -1164,17 +1167,17 @@ def _solve_sparse(data: _PassData, w, idx, plan: _ChunkPlan, n_blocks, block):
         sl = slice(b * block, (b + 1) * block)
         lo, hi = S.indptr[sl.start], S.indptr[sl.stop]
         cols, vals, rid = S.indices[lo:hi], S.data[lo:hi], rows[lo:hi] - sl.start
-        sv = np.zeros((block, k))
-        np.add.at(sv, rid, vals[:, None] * v[cols])
+        sv = _sparse_products(v, cols, vals, rid, block)
         zw = sv + u[sl, None] * gamma - av - gamma * aa
         if plan.before is not None:
             zw *= plan.before[sl, None]
-        rhs = zw + w[d] - Y[sl]
-        r = solve_triangular(M[b], rhs, lower=True, unit_diagonal=True)
+        r = zw + w[d] - Y[sl]
+        if M is not None:
+            r = _solve_unit_lower(M[b], r)
         R[sl] = r
 
         h = plan.gain[sl, None] * r
-        np.add.at(v, cols, -vals[:, None] * h[rid])
+        _scatter_subtract(v, cols, vals, h[rid])
         gamma += h.sum(axis=0)
         av -= u[sl] @ h
         w[d] -= plan.intercept_gain[sl] @ r
@@ -1190,6 +1193,33 @@ def _solve_sparse(data: _PassData, w, idx, plan: _ChunkPlan, n_blocks, block):
         return S.T @ c - np.outer(a, c.sum(axis=0))
 
     return plan.gain[:, None] * R, R, shift, rows_sum
+
+
+def _sparse_products(v, cols, vals, rid, n_rows: int) -> np.ndarray:
+    """``S_b @ v`` for the stored entries of a block, shape (n_rows, n_targets)."""
+    if v.shape[1] == 1:
+        products = np.bincount(rid, weights=vals * v[cols, 0], minlength=n_rows)
+        return products[:, None]
+    out = np.zeros((n_rows, v.shape[1]))
+    np.add.at(out, rid, vals[:, None] * v[cols])
+    return out
+
+
+def _scatter_subtract(v, cols, vals, h) -> None:
+    """``v -= S_b^T h`` in place, for the stored entries of a block; columns
+    may repeat."""
+    if v.shape[1] == 1:
+        np.subtract.at(v[:, 0], cols, vals * h[:, 0])
+    else:
+        np.subtract.at(v, cols, vals[:, None] * h)
+
+
+def _solve_unit_lower(M: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve ``M x = rhs`` for a C-ordered unit lower-triangular ``M``."""
+    if rhs.shape[1] == 1:
+        x = blas.dtrsv(M.T, rhs[:, 0].copy(), lower=0, trans=1, diag=1, overwrite_x=1)
+        return x[:, None]
+    return solve_triangular(M, rhs, lower=True, unit_diagonal=True)
 
 
 def _scaled_rows(data: _PassData, idx: np.ndarray):
