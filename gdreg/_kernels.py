@@ -579,11 +579,14 @@ def _chunks(data: _PassData):
     # Wide sparse rows are never densified, so their gathered size is set by
     # their stored entries; sizing chunks by the dense width would make every
     # chunk a single block and repeat the per-chunk O(n_features) work.
-    features = data.X.shape[1]
+    features, budget = data.X.shape[1], _CHUNK_BYTES
     if sp.issparse(data.X) and not data.dense_blocks:
         features = max(1, int(np.ceil(data.X.nnz / max(data.X.shape[0], 1))))
+        # Their chunks are not cache-sized buffers, and larger ones spread
+        # that O(n_features) work over more rows.
+        budget = 16 * _CHUNK_BYTES
     width = 2 * features + 2 + data.Y.shape[1] + block
-    per_chunk = max(1, _CHUNK_BYTES // (8 * block * width))
+    per_chunk = max(1, budget // (8 * block * width))
     if data.decaying:
         log_decay = np.concatenate([[0.0], np.cumsum(np.log(data.decay))])
     start = 0
