@@ -384,7 +384,8 @@ class SGDLinearRegressor(BaseGDRegressor):
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            A batch of training data, with the features of earlier calls.
+            A batch of training data, with the features of earlier calls and
+            of the same array library and device.
 
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Targets.
@@ -411,6 +412,7 @@ class SGDLinearRegressor(BaseGDRegressor):
                 self.t_ = 0
             else:
                 self._check_targets(y)
+                self._check_library(X)
                 self._moments = merge_moments(self._moments, moments)
             rng = _partial_fit_rng(self.random_state, self.t_)
             self._run(X, y, sample_weight, rng, 1, None, None, None, partial=True,
@@ -474,6 +476,21 @@ class SGDLinearRegressor(BaseGDRegressor):
         self._coef_sum = None
         self._n_summed = 0
         self._publish(y)
+
+    def _check_library(self, X):
+        """Refuse data of another array library or device than the model's:
+        the running statistics and coefficients live there."""
+        if is_numpy_data(X) and is_numpy_data(self.coef_):
+            return
+        xp, device = array_namespace(X)
+        fitted_xp, fitted_device = array_namespace(self.coef_)
+        if xp.__name__ != fitted_xp.__name__ or str(device) != str(fitted_device):
+            raise ValueError(
+                f"X is an array of {xp.__name__!r} on device {device!r}, but "
+                f"the model was fitted on arrays of {fitted_xp.__name__!r} on "
+                f"device {fitted_device!r}; pass every partial_fit call data of "
+                "one library and device."
+            )
 
     def _check_targets(self, y):
         if y.shape[1:] != self.coef_.shape[:-1]:

@@ -183,6 +183,21 @@ def test_predict_refuses_another_namespace(rng, library):
             model.predict(X)
 
 
+def test_partial_fit_refuses_another_library(rng, library):
+    xp, device, to_xp, to_np, dtype_name = library
+    X, y, _ = _data(rng, n_samples=60)
+    model = SGDLinearRegressor(random_state=0).partial_fit(X[:30], y[:30])
+    coef = model.coef_.copy()
+    with sklearn.config_context(array_api_dispatch=True):
+        with pytest.raises(ValueError, match="pass every partial_fit call data of"):
+            model.partial_fit(to_xp(X[30:]), to_xp(y[30:]))
+        assert_array_equal(model.coef_, coef)
+        other = SGDLinearRegressor(random_state=0)
+        other.partial_fit(to_xp(X[:30]), to_xp(y[:30]))
+        with pytest.raises(ValueError, match="was fitted on arrays of"):
+            other.partial_fit(X[30:], y[30:])
+
+
 @pytest.mark.parametrize("settings", [{}, {"penalty": "l1", "alpha": 0.01}])
 def test_numpy_input_unchanged_by_dispatch(rng, settings):
     # NumPy data keep the blocked kernels and whitening under dispatch.
