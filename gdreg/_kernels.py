@@ -561,7 +561,7 @@ def _block_length(n_features: int, batch_size: int) -> int:
 
 def _limit_block(block: int, m: int, decay: np.ndarray | None) -> int:
     """Shrink a block so that its product of decay factors stays representable."""
-    if decay is None:
+    if decay is None or decay.min() >= 1.0:
         return block
     max_updates = max(1, int(_LOG_TINY / log(float(decay.min()))))
     return min(block, max_updates * m)

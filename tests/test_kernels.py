@@ -504,3 +504,12 @@ def test_general_rotation_with_per_coordinate_l2_matches_loop(rng, batch_size):
     want = reference_pass(rotated, y, sw, order, np.zeros(4), 0.1, steps, **kw)
     for g, e in zip(got, want):
         assert_allclose(g, e, rtol=RTOL, atol=RTOL * np.max(np.abs(e)))
+
+
+def test_decay_factors_rounding_to_one(rng):
+    # A positive l2 whose products with the steps vanish next to one.
+    X, y, _, _ = make_problem(rng, 50, 2)
+    args = (X, y, None, rng.permutation(50), np.zeros(2), 0.0, 1e-3)
+    decayed = sgd_pass(*args, l2=1e-20)
+    plain = sgd_pass(*args, l2=0.0)
+    assert_array_equal(decayed.coef, plain.coef)
