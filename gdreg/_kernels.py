@@ -751,8 +751,8 @@ def _feature_decay_plan(data: _PassData, start: int, stop: int, n_blocks: int):
         total_weight=None if tail is None else tail[0][:, None],
         total_count=last - first,
         end_decay=after[-1][:, None],
-        feature_before=before if m == 1 else np.repeat(before, m, axis=0)[: batch.size],
-        feature_after=after if m == 1 else np.repeat(after, m, axis=0)[: batch.size],
+        feature_before=before,
+        feature_after=after,
     )
 
 
@@ -922,7 +922,7 @@ def _solve_dense(data: _PassData, space: _Workspace, w, idx, plan, n_blocks):
     Z3 = Z.reshape(n_blocks, block, -1)
     U = Z
     if plan.feature_after is not None:
-        U = _feature_decay_rows(Z, plan, d)
+        U = _feature_decay_rows(Z, plan, d, data.batch_size)
     U3 = U.reshape(n_blocks, block, -1)
     direct = None
     if P is None:
@@ -941,15 +941,22 @@ def _solve_dense(data: _PassData, space: _Workspace, w, idx, plan, n_blocks):
     return Q, shift, rows_sum
 
 
-def _feature_decay_rows(Z, plan: _ChunkPlan, d: int) -> np.ndarray:
+def _feature_decay_rows(Z, plan: _ChunkPlan, d: int, m: int) -> np.ndarray:
     """Split the rows for per-coordinate decay: ``Z`` becomes ``[C_t z_t, 1,
     -y_t]`` in place, and the returned update rows are ``[z_j / C'_j, 1,
-    0]``."""
+    0]``. The products are per mini-batch (``m`` rows each, the last one
+    of the pass possibly shorter) and broadcast over its rows."""
     U = np.empty_like(Z)
-    np.divide(Z[:, :d], plan.feature_after, out=U[:, :d])
+    full = Z.shape[0] // m
+    cut = full * m
+    rows, update = Z[:cut, :d].reshape(full, m, d), U[:cut, :d].reshape(full, m, d)
+    np.divide(rows, plan.feature_after[:full, None, :], out=update)
+    rows *= plan.feature_before[:full, None, :]
+    if cut < Z.shape[0]:
+        np.divide(Z[cut:, :d], plan.feature_after[full], out=U[cut:, :d])
+        Z[cut:, :d] *= plan.feature_before[full]
     U[:, d] = 1.0
     U[:, d + 1 :] = 0.0
-    Z[:, :d] *= plan.feature_before
     return U
 
 
