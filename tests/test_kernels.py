@@ -93,12 +93,17 @@ def stable_steps(X, center, scale, sample_weight, n_updates, rng):
     return rng.uniform(0.2, 1.0, n_updates) / bound
 
 
+def assert_pass_close(got, want, rtol=RTOL):
+    """Compare every value a kernel pass returns with the loop's."""
+    for g, e in zip(got, want):
+        assert_allclose(g, e, rtol=rtol, atol=rtol * np.max(np.abs(e)))
+
+
 def check_against_loop(X, y, sw, order, coef, intercept, steps, rtol=RTOL, **kw):
     """Run the kernel and the loop and compare every returned value."""
     got = sgd_pass(X, y, sw, order, coef, intercept, steps, average=True, **kw)
     want = reference_pass(X, y, sw, order, coef, intercept, steps, **kw)
-    for g, e in zip(got, want):
-        assert_allclose(g, e, rtol=rtol, atol=rtol * np.max(np.abs(e)))
+    assert_pass_close(got, want, rtol)
     return got
 
 
@@ -296,8 +301,7 @@ def test_rotation_matches_loop_on_rotated_rows(rng, layout, batch_size, k):
         center=center, scale=scale, rotation=R, average=True, **kw,
     )  # fmt: skip
     want = reference_pass(rotated, y, sw, order, coef, intercept, steps, **kw)
-    for g, e in zip(got, want):
-        assert_allclose(g, e, rtol=RTOL, atol=RTOL * np.max(np.abs(e)))
+    assert_pass_close(got, want)
 
 
 def test_rotation_float32_without_intercept(rng):
@@ -313,8 +317,7 @@ def test_rotation_float32_without_intercept(rng):
         average=True,
     )  # fmt: skip
     want = reference_pass(rotated, *args, fit_intercept=False)
-    for g, e in zip(got, want):
-        assert_allclose(g, e, rtol=RTOL, atol=RTOL * np.max(np.abs(e)))
+    assert_pass_close(got, want)
 
 
 def test_rotation_errors(rng):
@@ -395,8 +398,7 @@ def test_prepared_rows_match_loop(rng, layout, batch_size, l2, k):
         rotation=R, average=True, rows=rows, **kw,
     )  # fmt: skip
     want = reference_pass(rotated, y, sw, order, coef, intercept, steps, **kw)
-    for g, e in zip(got, want):
-        assert_allclose(g, e, rtol=RTOL, atol=RTOL * np.max(np.abs(e)))
+    assert_pass_close(got, want)
 
 
 def test_prepared_rows_errors(rng):
@@ -447,8 +449,7 @@ def test_per_coordinate_l2_matches_loop(rng, layout, batch_size, k, prepared):
         data, y, sw, order, coef, intercept, steps, average=True, rows=rows, **kw
     )
     want = reference_pass(X, y, sw, order, coef, intercept, steps, **kw)
-    for g, e in zip(got, want):
-        assert_allclose(g, e, rtol=RTOL, atol=RTOL * np.max(np.abs(e)))
+    assert_pass_close(got, want)
 
 
 @pytest.mark.parametrize("batch_size", [1, 4])
@@ -502,8 +503,7 @@ def test_general_rotation_with_per_coordinate_l2_matches_loop(rng, batch_size):
         rotation=Q, average=True, **kw,
     )  # fmt: skip
     want = reference_pass(rotated, y, sw, order, np.zeros(4), 0.1, steps, **kw)
-    for g, e in zip(got, want):
-        assert_allclose(g, e, rtol=RTOL, atol=RTOL * np.max(np.abs(e)))
+    assert_pass_close(got, want)
 
 
 def test_decay_factors_rounding_to_one(rng):
