@@ -585,7 +585,10 @@ def _chunks(data: _PassData):
         # Their chunks are not cache-sized buffers, and larger ones spread
         # that O(n_features) work over more rows.
         budget = 16 * _CHUNK_BYTES
-    width = 2 * features + 2 + data.Y.shape[1] + block
+    # Per row: the gathered row, its internal copy, and a row of the block's
+    # system when a block holds more than one mini-batch.
+    system = block if block > m else 0
+    width = 2 * features + 2 + data.Y.shape[1] + system
     per_chunk = max(1, budget // (8 * block * width))
     if data.decaying:
         log_decay = np.concatenate([[0.0], np.cumsum(np.log(data.decay))])
