@@ -877,7 +877,10 @@ class _Workspace:
         size = n_blocks * block * block
         if block > data.batch_size and (self.P is None or self.P.size < size):
             self.P = np.empty(size)
-            self.outer = np.empty(size) if data.decaying else None
+            # Only one L2 strength for all coordinates couples the intercept
+            # through a separate outer product.
+            scalar_decay = data.decaying and data.l2_features is None
+            self.outer = np.empty(size) if scalar_decay else None
         P = outer = None
         if block > data.batch_size:
             P = self.P[:size].reshape(n_blocks, block, block)

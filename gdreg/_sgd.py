@@ -729,20 +729,20 @@ class SGDLinearRegressor(BaseGDRegressor):
         update a contraction, whatever the order of the samples.
         """
         m = min(self._batch, X.shape[0])
-        if rows is not None or is_numpy_data(X):
-            if rows is not None:
-                Z = rows[:, : X.shape[1]]
-                norms = np.einsum("ij,ij->i", Z, Z)
-            else:
-                norms = row_norms_sq(
-                    X, internal.center, internal.scale, internal.rotation
-                )
+        if rows is not None:
+            Z = rows[:, : X.shape[1]]
+            norms = np.einsum("ij,ij->i", Z, Z)
+        elif is_numpy_data(X):
+            norms = row_norms_sq(X, internal.center, internal.scale, internal.rotation)
+        else:
+            norms = None
+        if norms is None:
+            largest = _largest_row_norms(X, internal, self.fit_intercept, m)
+        else:
             norms += float(self.fit_intercept)
             if internal.steps_weight is not None:
                 norms *= internal.steps_weight
             largest = np.partition(norms, norms.size - m)[norms.size - m :]
-        else:
-            largest = _largest_row_norms(X, internal, self.fit_intercept, m)
         l2 = internal.l2.max(initial=0)
         curvature = largest.mean() + l2
         bound = 1.0 / curvature if curvature > 0 else 1.0
