@@ -85,10 +85,12 @@ class SGDLinearRegressor(BaseGDRegressor):
         The step schedule. 'auto' starts at the largest step that cannot
         diverge on this data (see Notes) and judges progress once per round
         of epochs holding at least 128 updates: it halves the step when the
-        objective rose, keeps it while the objective falls, and stops when a
-        round fails to improve by ``tol`` once the step's noise floor,
-        ``eta * (number of coordinates) / (2 * batch_size)``, is below
-        ``tol / 10``, or after ``n_iter_no_change`` such rounds in a row.
+        objective rose and keeps it while the objective falls. ``fit``
+        stops as soon as an epoch ends with the objective certified within
+        ``tol`` of its minimum (relative; see Notes), or else when a round
+        fails to improve by ``tol`` once the step's noise floor, ``eta *
+        (number of coordinates) / (2 * batch_size)``, is below ``tol / 10``,
+        or after ``n_iter_no_change`` such rounds in a row.
         In ``partial_fit`` it halves the step whenever a pass leaves its own
         rows fitted worse than before. 'constant' uses ``eta0``;
         'invscaling' uses ``eta0 / (t + 1) ** power_t`` at update ``t``;
@@ -123,10 +125,12 @@ class SGDLinearRegressor(BaseGDRegressor):
         Largest number of epochs in ``fit``.
 
     tol : float, default=1e-4
-        An epoch improves when its objective is below ``(1 - tol)`` times the
-        reference: the best so far, or for 'auto' the previous judged epoch
-        (for early stopping: when the validation score rises by more than
-        ``tol``).
+        With 'auto', ``fit`` stops once the objective ``f`` is certified to
+        exceed its minimum by at most ``tol * f`` (where that can be
+        computed, see Notes). An epoch improves when its objective is below
+        ``(1 - tol)`` times the reference: the best so far, or for 'auto'
+        the previous judged epoch (for early stopping: when the validation
+        score rises by more than ``tol``).
 
     n_iter_no_change : int, default=5
         Epochs without improvement in a row before stopping; with
@@ -163,7 +167,8 @@ class SGDLinearRegressor(BaseGDRegressor):
     loss_curve_ : list of float
         The objective of ``coef_`` and ``intercept_`` at the end of each
         epoch (penalty included; summed over targets). Computing it costs
-        one product with ``X`` per epoch.
+        one product with ``X`` (or with the internal copy of the rows, see
+        Notes) per epoch.
 
     validation_scores_ : list of float
         R^2 on the held-out data after each epoch; only with early stopping.
@@ -239,6 +244,19 @@ class SGDLinearRegressor(BaseGDRegressor):
     most 1 GiB (for sparse data, at most four times the size of ``X``) and
     makes its passes over that copy; larger data are put in the internal
     coordinates a chunk of rows at a time in every pass.
+
+    Without an L1 part the objective is quadratic, with Hessian :math:`H`
+    in the internal coordinates; at coefficients with gradient :math:`g` it
+    exceeds its minimum by exactly :math:`g^T H^{+} g / 2`. When ``fit``
+    keeps the internal copy of the rows, it forms :math:`H` once and
+    evaluates this excess after every epoch with the objective (two
+    products with the rows in all), and with 'auto' stops at the first
+    epoch where the excess is at most ``tol`` times the objective (or at
+    most ``tol * 1e-16`` times the objective of the best constant, for
+    data that a linear model fits exactly). Elsewhere (an L1 part,
+    ``partial_fit``, data beyond the copy's budget, other array libraries,
+    early stopping) only the rules on the objective's progress stop the
+    fit.
 
     ``partial_fit`` scales with the running mean and variance of all data
     seen so far, so a first call on very few rows is scaled poorly until
@@ -596,6 +614,11 @@ class SGDLinearRegressor(BaseGDRegressor):
         if validation is not None:
             X_validation, y_validation = _rows_of(validation, X_all, y_all)
         start = sum(self._objective(X, y, sample_weight, internal)) if partial else None
+        certificate = None
+        if rows is not None and internal.l1 is None:
+            certificate = _GapCertificate(
+                rows, sample_weight, internal.l2, self.fit_intercept
+            )
         for epoch in range(max_epochs):
             order = rng.permutation(n_samples) if self.shuffle else np.arange(n_samples)
             steps = self._schedule_.steps(self.t_, n_updates)
@@ -611,7 +634,18 @@ class SGDLinearRegressor(BaseGDRegressor):
             if self.average:
                 self._accumulate(internal, result, n_updates)
             self._publish(X)
-            data_fit, penalty = self._objective(X, y, sample_weight, internal)
+            if certificate is None:
+                data_fit, penalty = self._objective(X, y, sample_weight, internal)
+                excess = None
+            else:
+                if self.average:
+                    V_out, b_out = internal.to_internal(
+                        _host(self.coef_), _host(self.intercept_)
+                    )
+                else:
+                    V_out, b_out = V, b
+                data_fit, excess = certificate.evaluate(V_out, b_out)
+                penalty = internal.penalty(V_out)
             self._check_divergence(data_fit, reference, epoch + 1, bound)
             loss = data_fit + penalty
             loss_curve.append(_times(_times(loss, internal.y_scale), internal.y_scale))
@@ -642,6 +676,14 @@ class SGDLinearRegressor(BaseGDRegressor):
                 # has reached the step's noise floor: lower the step.
                 self._schedule_.end_epoch(loss < start * (1 - self.tol), loss > start)
                 continue
+            if (
+                excess is not None
+                and self.learning_rate == "auto"
+                and validation is None
+                and excess <= self.tol * max(loss, 1e-16 * reference)
+            ):
+                converged = True
+                break
             if (epoch + 1) % round_length:
                 continue
             best, previous = min(best, loss), loss
@@ -855,20 +897,79 @@ class _Internal:
         return float(value)
 
 
+class _GapCertificate:
+    """The objective and its exact distance to the minimum, from the
+    internal rows, for problems without an L1 part.
+
+    With ``A`` the internal rows ``[z_i, 1]`` (``z_i`` alone without an
+    intercept), ``P`` the normalised sample weights and ``L`` the L2
+    curvature per coordinate, the objective is quadratic with Hessian ``H =
+    A^T P A + L``, so at coefficients ``theta`` with gradient ``g`` the
+    excess over the minimum is exactly ``g^T H^+ g / 2``. Evaluating it costs
+    two products with the rows, as many as the objective alone would.
+    Directions of ``H`` below ``1e-10`` of its largest curvature (exact
+    collinearity, up to rounding) are left out: gradients have no component
+    there.
+    """
+
+    def __init__(self, rows, sample_weight, l2, fit_intercept):
+        self.rows = rows
+        self.n_features = l2.shape[0]
+        self.n_coords = self.n_features + int(fit_intercept)
+        weights = np.asarray(sample_weight, dtype=np.float64)
+        self.weights = (weights / weights.sum())[:, None]
+        self.l2 = np.zeros((self.n_coords, 1))
+        self.l2[: self.n_features, 0] = l2
+        A = rows[:, : self.n_coords]
+        H = A.T @ (A * self.weights)
+        H[np.diag_indices_from(H)] += self.l2[:, 0]
+        lam, Q = np.linalg.eigh(H)
+        keep = lam > 1e-10 * max(lam[-1], 1e-300)
+        self.inverse = (Q[:, keep] / lam[keep]) @ Q[:, keep].T
+
+    def evaluate(self, V, b):
+        """The data-fit part of the objective and the excess of the whole
+        objective over its minimum, at internal coefficients ``V`` and
+        intercept ``b`` (both summed over targets)."""
+        V = V.reshape(self.n_features, -1)
+        n_targets = V.shape[1]
+        theta = np.zeros((self.rows.shape[1], n_targets))
+        theta[: self.n_features] = V
+        theta[self.n_features] = np.reshape(b, -1)
+        theta[self.n_features + 1 :] = np.eye(n_targets)
+        # Diverging iterates (a user's step far too large) overflow here;
+        # the caller reports them.
+        with np.errstate(over="ignore", invalid="ignore"):
+            residual = self.rows @ theta
+            weighted = residual * self.weights
+            data_fit = 0.5 * float(np.sum(weighted * residual))
+            gradient = self.rows[:, : self.n_coords].T @ weighted
+            gradient += self.l2 * theta[: self.n_coords]
+            excess = 0.5 * float(np.sum(gradient * (self.inverse @ gradient)))
+        return data_fit, max(excess, 0.0)
+
+
 def _partial_fit_rng(random_state, t):
     """Shuffling for one ``partial_fit`` call: reproducible for an int seed,
     yet different from call to call."""
     if isinstance(random_state, Integral):
-        return np.random.RandomState((random_state + t) % 2**32)
+        return np.random.default_rng((int(random_state), int(t)))
     return _random_state(random_state)
 
 
 def _random_state(random_state):
-    """A RandomState for ``random_state``; None draws fresh entropy from the
-    operating system instead of advancing NumPy's global generator."""
-    if random_state is None:
-        return np.random.RandomState(np.random.SeedSequence().generate_state(1)[0])
-    return check_random_state(random_state)
+    """The generator of a fit's shuffling and validation split.
+
+    An int seeds it; None draws fresh entropy from the operating system
+    instead of advancing NumPy's global generator; a ``RandomState``
+    instance gives it a seed, so that its own state advances. (A
+    ``Generator`` starts in a few microseconds, a ``RandomState`` in about a
+    hundred.)
+    """
+    if random_state is None or isinstance(random_state, Integral):
+        return np.random.default_rng(random_state)
+    seed = check_random_state(random_state).randint(2**32, dtype=np.uint32)
+    return np.random.default_rng(seed)
 
 
 def _rows(v, like):

@@ -4,6 +4,7 @@ This module is the one place where gdreg imports scikit-learn's private
 helpers, so that a change in scikit-learn's internals touches one file.
 """
 
+import functools
 from contextlib import contextmanager, nullcontext
 from numbers import Integral, Real
 
@@ -190,13 +191,39 @@ def check_target(y, X):
     return y
 
 
+# Parameter values already found valid, per estimator class: plain values
+# only (None, bool, int, float, str), which cannot change once hashed.
+_VALID_PARAMETERS = {}
+_VALID_PARAMETERS_MAX = 256
+_PLAIN_TYPES = (type(None), bool, int, float, str)
+
+
+@functools.cache
+def _parameter_names(cls):
+    return tuple(cls._get_param_names())
+
+
 def check_parameters(estimator) -> None:
-    """Validate the estimator's parameters against its declared constraints."""
+    """Validate the estimator's parameters against its declared constraints.
+
+    Validation costs tens of microseconds, a sizeable share of a fit on a
+    few hundred samples, so sets of plain values that passed are remembered
+    and not checked again.
+    """
+    cls = type(estimator)
+    params = {name: getattr(estimator, name) for name in _parameter_names(cls)}
+    key = None
+    if all(type(value) in _PLAIN_TYPES for value in params.values()):
+        key = (cls, tuple((type(v), v) for v in params.values()))
+        if key in _VALID_PARAMETERS:
+            return
     validate_parameter_constraints(
-        estimator._parameter_constraints,
-        estimator.get_params(deep=False),
-        caller_name=type(estimator).__name__,
+        estimator._parameter_constraints, params, caller_name=cls.__name__
     )
+    if key is not None:
+        if len(_VALID_PARAMETERS) >= _VALID_PARAMETERS_MAX:
+            _VALID_PARAMETERS.clear()
+        _VALID_PARAMETERS[key] = True
 
 
 def check_sample_weight(sample_weight, X, dtype):

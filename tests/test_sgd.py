@@ -13,6 +13,7 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.linear_model import ElasticNet, LinearRegression, Ridge
 
 from gdreg import GDLinearRegressor, SGDLinearRegressor
+from gdreg._sgd import _GapCertificate
 
 from .conftest import make_regression_data
 
@@ -340,3 +341,64 @@ def test_l2_penalty_with_more_features_than_samples_converges():
     best = _objective(X, y, oracle.coef_, oracle.intercept_, l2=alpha)
     assert _objective(X, y, reg.coef_, reg.intercept_, l2=alpha) <= best * (1 + 1e-3)
     assert reg.n_iter_ < 200
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("n_targets", [1, 2])
+@pytest.mark.parametrize("penalised", [False, True])
+def test_gap_certificate_is_the_exact_excess(fit_intercept, n_targets, penalised):
+    """The certificate's excess equals the objective minus its minimum,
+    computed independently by a least-squares solve, with weights, a
+    per-coordinate L2 strength and an exactly collinear column."""
+    rng = np.random.default_rng(3)
+    n, d = 50, 4
+    Z = rng.standard_normal((n, d))
+    Z[:, 3] = 2.0 * Z[:, 1]
+    y = rng.standard_normal((n, n_targets)) if n_targets > 1 else rng.standard_normal(n)
+    rows = np.column_stack([Z, np.ones(n), -y])
+    weights = rng.uniform(0.5, 2.0, n)
+    l2 = rng.uniform(0.1, 1.0, d) if penalised else np.zeros(d)
+    certificate = _GapCertificate(rows, weights, l2, fit_intercept)
+    V = rng.standard_normal((d, n_targets)) if n_targets > 1 else rng.standard_normal(d)
+    b = rng.standard_normal(n_targets) if n_targets > 1 else rng.standard_normal()
+    b = b if fit_intercept else 0.0 * b
+
+    p = weights / weights.sum()
+    A = np.column_stack([Z, np.ones(n)]) if fit_intercept else Z
+    penalty = np.r_[l2, [0.0] * fit_intercept][:, None]
+    Y = y.reshape(n, -1)
+
+    def objective(theta):
+        value = 0.5 * np.sum(p[:, None] * (A @ theta - Y) ** 2)
+        return value + 0.5 * np.sum(penalty * theta**2)
+
+    # The minimum from the normal equations, solved by least squares.
+    H = A.T @ (A * p[:, None]) + np.diagflat(penalty)
+    best = np.linalg.lstsq(H, A.T @ (p[:, None] * Y), rcond=None)[0]
+    theta = V.reshape(d, -1)
+    if fit_intercept:
+        theta = np.vstack([theta, np.reshape(b, (1, -1))])
+    data_fit, excess = certificate.evaluate(V, b)
+    penalty_value = 0.5 * np.sum(penalty[:d] * theta[:d] ** 2)
+    assert data_fit + penalty_value == pytest.approx(objective(theta), rel=1e-12)
+    assert excess == pytest.approx(objective(theta) - objective(best), rel=1e-9)
+
+
+def test_auto_stops_within_tol_of_the_minimum(rng):
+    """With the default schedule a fit ends once the objective is certified
+    within ``tol`` (relative) of its minimum."""
+    X = rng.standard_normal((2000, 5)) * [1.0, 1e3, 1e-3, 10.0, 1.0]
+    X[:, 4] = X[:, 0] + 0.01 * rng.standard_normal(2000)
+    y = X @ np.array([1.0, 1e-3, 1e3, 0.1, 2.0]) + rng.standard_normal(2000)
+    # The minimum by least squares on standardised columns, where the
+    # scales above cost no precision.
+    mean, std = X.mean(axis=0), X.std(axis=0)
+    scaled = np.linalg.lstsq((X - mean) / std, y - y.mean(), rcond=None)[0]
+    best = _objective(X, y, scaled / std, y.mean() - mean @ (scaled / std))
+    tol = 1e-4
+    reg = SGDLinearRegressor(tol=tol, random_state=0).fit(X, y)
+    # Certified: (f - f*) <= tol * f, and not one epoch later than that.
+    certified = best / (1 - tol) * (1 + 1e-9)
+    assert _objective(X, y, reg.coef_, reg.intercept_) <= certified
+    assert reg.loss_curve_[-1] <= certified
+    assert reg.loss_curve_[-2] > certified
