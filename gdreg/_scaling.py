@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg import LinAlgError, eigh, rq
+from scipy.linalg import LinAlgError, eigh
 from sklearn.utils.sparsefuncs import mean_variance_axis
 
 from ._validation import array_namespace, widest_float
@@ -305,7 +305,7 @@ _WHITEN_MAX_FEATURES = 500
 
 
 def whitening_rotation(X, sample_weight, center, inv_scale):
-    """Upper-triangular ``R`` that whitens the scaled design, with its inverse.
+    """Matrix ``S`` that whitens the scaled design, with its inverse.
 
     With ``C = Q diag(lam) Q^T`` the weighted covariance of ``Z = (X -
     center) * inv_scale`` (unit diagonal), ``S = Q diag(lam^-1/2) Q^T``
@@ -314,11 +314,8 @@ def whitening_rotation(X, sample_weight, center, inv_scale):
     is below ``1e-10`` of the largest (exact collinearity, up to rounding)
     are left with the largest direction's scale instead: they carry no
     information, and amplifying them would only amplify rounding errors.
-    ``R`` is the triangular factor of ``S = R P`` (``P`` orthogonal), so
-    ``Z @ R = Z @ S @ P^T`` is whitened too, and triangular matrices cost
-    half as much to apply.
 
-    Returns ``(R, R^-1)``, or None when ``C`` is already well conditioned
+    Returns ``(S, S^-1)``, or None when ``C`` is already well conditioned
     or when there are too many features for a ``(d, d)`` matrix to be cheap.
     """
     n_features = X.shape[1]
@@ -332,9 +329,7 @@ def whitening_rotation(X, sample_weight, center, inv_scale):
     informative = lam > 1e-10 * top
     factor = np.where(informative, 1.0 / np.sqrt(np.where(informative, lam, 1)), 1.0)
     factor[~informative] = 1.0 / np.sqrt(top)
-    symmetric = (Q * factor) @ Q.T
-    triangular, orthogonal = rq(symmetric)
-    return triangular, orthogonal @ ((Q / factor) @ Q.T)
+    return (Q * factor) @ Q.T, (Q / factor) @ Q.T
 
 
 def penalised_whitening(X, sample_weight, center, inv_scale, penalty):

@@ -486,7 +486,7 @@ class SGDLinearRegressor(BaseGDRegressor):
         if not self.fit_intercept:
             intercept = np.zeros(tuple(y.shape[1:]))
         elif is_numpy_namespace(xp):
-            intercept = np.average(y.astype(np.float64), axis=0, weights=sample_weight)
+            intercept = _average(y.astype(np.float64), sample_weight)
         else:
             intercept = to_numpy(_weighted_mean(y, sample_weight))
         intercept = np.asarray(intercept, dtype=dtype)[()]
@@ -619,6 +619,15 @@ class SGDLinearRegressor(BaseGDRegressor):
             certificate = _GapCertificate(
                 rows, sample_weight, internal.l2, self.fit_intercept
             )
+        # With the certificate, and without averaging, early stopping or
+        # callbacks, no epoch needs the coefficients in the units of X: they
+        # are formed once, after the last epoch.
+        per_epoch = (
+            certificate is None
+            or self.average
+            or validation is not None
+            or (hooks is not None and hooks.per_step)
+        )
         for epoch in range(max_epochs):
             order = rng.permutation(n_samples) if self.shuffle else np.arange(n_samples)
             steps = self._schedule_.steps(self.t_, n_updates)
@@ -628,12 +637,11 @@ class SGDLinearRegressor(BaseGDRegressor):
                 )
             self.t_ += n_updates
             V, b = result.coef, result.intercept
-            last_coef, last_intercept = internal.to_user(V, b)
-            self._last_coef = _like(last_coef, X)
-            self._last_intercept = _like(last_intercept, X)
-            if self.average:
-                self._accumulate(internal, result, n_updates)
-            self._publish(X)
+            if per_epoch:
+                self._set_last(internal, V, b, X)
+                if self.average:
+                    self._accumulate(internal, result, n_updates)
+                self._publish(X)
             if certificate is None:
                 data_fit, penalty = self._objective(X, y, sample_weight, internal)
                 excess = None
@@ -666,8 +674,7 @@ class SGDLinearRegressor(BaseGDRegressor):
                 rose = loss > previous
             if report is not None:
                 report(epoch + 1, loss_curve[-1], self._schedule_.current, np.nan)
-            solution = {"coef_": self.coef_, "intercept_": self.intercept_}
-            if hooks is not None and hooks.step(solution) and not partial:
+            if hooks is not None and hooks.step(self._solution) and not partial:
                 # A callback ended the fit: no convergence warning.
                 converged = True
                 break
@@ -697,6 +704,9 @@ class SGDLinearRegressor(BaseGDRegressor):
                 converged = True
                 break
 
+        if not per_epoch:
+            self._set_last(internal, V, b, X)
+            self._publish(X)
         self.n_iter_ = len(loss_curve)
         self.loss_curve_ = loss_curve
         if validation is not None:
@@ -753,7 +763,7 @@ class SGDLinearRegressor(BaseGDRegressor):
                 scaled = (coef / internal.y_scale).astype(X.dtype)
                 prediction = safe_sparse_dot(X, scaled.T, dense_output=True)
                 residual = y - prediction - intercept / internal.y_scale
-                data = np.sum(np.average(residual**2, axis=0, weights=sample_weight))
+                data = np.sum(_average(residual**2, sample_weight))
         else:
             data = _data_fit(X, y, sample_weight, coef / internal.y_scale,
                              intercept / internal.y_scale)  # fmt: skip
@@ -813,6 +823,17 @@ class SGDLinearRegressor(BaseGDRegressor):
             f"large for this data; steps up to {bound:.3g} cannot diverge here. "
             "Lower eta0, or use learning_rate='auto'."
         )
+
+    def _solution(self):
+        """The published coefficients, for the callbacks."""
+        return {"coef_": self.coef_, "intercept_": self.intercept_}
+
+    def _set_last(self, internal, V, b, X):
+        """Keep the internal iterate ``(V, b)`` in the units, library and
+        device of ``X``."""
+        last_coef, last_intercept = internal.to_user(V, b)
+        self._last_coef = _like(last_coef, X)
+        self._last_intercept = _like(last_intercept, X)
 
     def _accumulate(self, internal, result, n_updates):
         """Add a pass's iterate sums (in the units of X) to the average."""
@@ -1035,6 +1056,12 @@ def _on_device(a, like):
     return xp.asarray(np.asarray(a, dtype=np.float64), dtype=like.dtype, device=device)
 
 
+def _average(y, sample_weight):
+    """Weighted mean of the rows of the NumPy array ``y`` (as
+    ``np.average``, with less overhead)."""
+    return (sample_weight @ y) / sample_weight.sum()
+
+
 def _weighted_mean(y, sample_weight):
     """Weighted mean of the rows of ``y``, in its library's widest float."""
     xp, device = array_namespace(y)
@@ -1081,7 +1108,7 @@ def _target_scale(y, sample_weight):
         scale = float(xp.max(deviation)) if deviation.shape[0] else 0.0
         return scale if 0 < scale < np.inf else 1.0
     y = y.astype(np.float64)
-    mean = np.average(y, axis=0, weights=sample_weight)
+    mean = _average(y, sample_weight)
     with np.errstate(over="ignore"):
         scale = float(np.max(np.abs(y - mean), initial=0.0))
     return scale if 0 < scale < np.inf else 1.0
@@ -1104,8 +1131,8 @@ def _trivial_loss(y, sample_weight, fit_intercept):
         mean = _weighted_mean(y, sample_weight) if fit_intercept else 0.0
         loss = xp.sum(_weighted_mean((y - mean) ** 2, sample_weight))
         return max(0.5 * float(loss), 1e-20)
-    mean = np.average(y, axis=0, weights=sample_weight) if fit_intercept else 0.0
-    loss = np.sum(np.average((y - mean) ** 2, axis=0, weights=sample_weight))
+    mean = _average(y, sample_weight) if fit_intercept else 0.0
+    loss = np.sum(_average((y - mean) ** 2, sample_weight))
     return max(0.5 * float(loss), 1e-20)
 
 
