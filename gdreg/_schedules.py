@@ -97,6 +97,9 @@ class AutoSchedule(AdaptiveSchedule):
         super().__init__(eta0, patience=patience, factor=2.0)
         self.floor_per_step = floor_per_step
         self.tol = tol
+        # Contraction of the excess (in log units) since the last halving.
+        self.progress = np.inf
+        self.halved = False
 
     def end_epoch(self, improved, rose=False):
         if improved:
@@ -108,3 +111,24 @@ class AutoSchedule(AdaptiveSchedule):
         if rose:
             self.eta /= self.factor
         return self.stalled < self.patience
+
+    def end_certified_epoch(self, excess, previous, n_updates, curvature):
+        """Hear an epoch's exact excess over the minimum (and the previous
+        epoch's); halve the step when the excess fell by less than half of
+        what the step's contraction alone would give.
+
+        Along a direction of curvature ``c`` an epoch of ``n_updates`` steps
+        of size ``eta`` shrinks the error by about ``exp(-eta * n_updates *
+        c)``, and the excess by its square. An excess that falls by less
+        than ``exp(-eta * n_updates * c)`` (``c`` the smallest curvature,
+        of the slowest direction) is held up by the noise of the stochastic
+        steps, which only a smaller step lowers. After a halving the step
+        is kept until its contraction has had time to halve the excess, so
+        that slow progress after a cut is not mistaken for noise.
+        """
+        rate = self.eta * n_updates * curvature
+        self.progress += 2.0 * rate
+        if excess > previous * np.exp(-rate) and self.progress >= np.log(2.0):
+            self.eta /= 2.0
+            self.progress = 0.0
+            self.halved = True

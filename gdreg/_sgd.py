@@ -49,6 +49,10 @@ from ._validation import (
 # fit keeps for its passes.
 _INTERNAL_ROWS_MAX_BYTES = 1 << 30
 
+# Most features for which a fit forms and factors the (d + 1, d + 1) Hessian
+# of the objective, to certify its distance to the minimum.
+_CERTIFICATE_MAX_FEATURES = 500
+
 
 class SGDLinearRegressor(BaseGDRegressor):
     """Linear regression fitted by stochastic or mini-batch gradient descent.
@@ -83,14 +87,20 @@ class SGDLinearRegressor(BaseGDRegressor):
     learning_rate : {'auto', 'constant', 'invscaling', 'adaptive'}, \
             default='auto'
         The step schedule. 'auto' starts at the largest step that cannot
-        diverge on this data (see Notes) and judges progress once per round
-        of epochs holding at least 128 updates: it halves the step when the
-        objective rose and keeps it while the objective falls. ``fit``
-        stops as soon as an epoch ends with the objective certified within
-        ``tol`` of its minimum (relative; see Notes), or else when a round
-        fails to improve by ``tol`` once the step's noise floor, ``eta *
-        (number of coordinates) / (2 * batch_size)``, is below ``tol / 10``,
-        or after ``n_iter_no_change`` such rounds in a row.
+        diverge on this data (see Notes). Where ``fit`` can compute the
+        exact distance of the objective to its minimum (see Notes), it
+        stops at the first epoch whose objective is within ``tol`` of the
+        minimum (relative), halves the step when an epoch shrank that
+        distance by less than the step's own contraction explains, and once
+        it has halved, continues each epoch from the better of the last
+        iterate and the mean iterate of the epoch; it also stops after
+        ``n_iter_no_change`` epochs in a row that improve the objective by
+        less than ``tol``. Elsewhere it judges progress once per round of
+        epochs holding at least 128 updates: it halves the step when the
+        objective rose, keeps it while the objective falls, and stops when a
+        round fails to improve by ``tol`` once the step's noise floor,
+        ``eta * (number of coordinates) / (2 * batch_size)``, is below
+        ``tol / 10``, or after ``n_iter_no_change`` such rounds in a row.
         In ``partial_fit`` it halves the step whenever a pass leaves its own
         rows fitted worse than before. 'constant' uses ``eta0``;
         'invscaling' uses ``eta0 / (t + 1) ** power_t`` at update ``t``;
@@ -253,10 +263,20 @@ class SGDLinearRegressor(BaseGDRegressor):
     products with the rows in all), and with 'auto' stops at the first
     epoch where the excess is at most ``tol`` times the objective (or at
     most ``tol * 1e-16`` times the objective of the best constant, for
-    data that a linear model fits exactly). Elsewhere (an L1 part,
-    ``partial_fit``, data beyond the copy's budget, other array libraries,
-    early stopping) only the rules on the objective's progress stop the
-    fit.
+    data that a linear model fits exactly). The excess also steers the
+    step: an epoch of ``k`` updates of size ``eta`` shrinks the error
+    along the slowest direction (curvature ``c``) by about ``exp(-eta k
+    c)``, so an excess that falls by less than that is held up by the
+    noise of the stochastic steps, and the step is halved (at most once per
+    halving of the excess that the step's contraction allows). After the
+    first halving each pass also sums its iterates, and the next epoch
+    starts from their mean when its excess is lower: averaging cancels much
+    of the noise that holds the last iterate up. The iterates within an
+    epoch remain those of plain SGD. With ``average=True`` the excess of
+    the average stops the fit, and the rules on the objective's progress
+    steer the step. Elsewhere (an L1 part, ``partial_fit``, data beyond
+    the copy's budget, more than 500 features, other array libraries, early
+    stopping) those rules steer and stop the fit.
 
     ``partial_fit`` scales with the running mean and variance of all data
     seen so far, so a first call on very few rows is scaled poorly until
@@ -615,10 +635,24 @@ class SGDLinearRegressor(BaseGDRegressor):
             X_validation, y_validation = _rows_of(validation, X_all, y_all)
         start = sum(self._objective(X, y, sample_weight, internal)) if partial else None
         certificate = None
-        if rows is not None and internal.l1 is None:
+        if (
+            rows is not None
+            and internal.l1 is None
+            and X.shape[1] <= _CERTIFICATE_MAX_FEATURES
+        ):
             certificate = _GapCertificate(
                 rows, sample_weight, internal.l2, self.fit_intercept
             )
+        # 'auto' with the certificate, without averaging or early stopping,
+        # steers by the exact excess (see Notes): once it has lowered the
+        # step, it continues each epoch from the better of the last iterate
+        # and the epoch's mean iterate.
+        certified = (
+            certificate is not None
+            and self.learning_rate == "auto"
+            and not self.average
+            and validation is None
+        )
         # With the certificate, and without averaging, early stopping or
         # callbacks, no epoch needs the coefficients in the units of X: they
         # are formed once, after the last epoch.
@@ -628,32 +662,47 @@ class SGDLinearRegressor(BaseGDRegressor):
             or validation is not None
             or (hooks is not None and hooks.per_step)
         )
+        previous_excess = np.inf
         for epoch in range(max_epochs):
             order = rng.permutation(n_samples) if self.shuffle else np.arange(n_samples)
             steps = self._schedule_.steps(self.t_, n_updates)
             with np.errstate(over="ignore", invalid="ignore"):
                 result, velocity = self._pass(
-                    X, y, internal, order, V, b, steps, velocity, uniform_l2, rows
-                )
+                    X, y, internal, order, V, b, steps, velocity, uniform_l2, rows,
+                    average=self.average or (certified and self._schedule_.halved),
+                )  # fmt: skip
             self.t_ += n_updates
             V, b = result.coef, result.intercept
-            if per_epoch:
+            excess = None
+            if certificate is None:
                 self._set_last(internal, V, b, X)
                 if self.average:
                     self._accumulate(internal, result, n_updates)
                 self._publish(X)
-            if certificate is None:
                 data_fit, penalty = self._objective(X, y, sample_weight, internal)
-                excess = None
-            else:
-                if self.average:
-                    V_out, b_out = internal.to_internal(
-                        _host(self.coef_), _host(self.intercept_)
-                    )
-                else:
-                    V_out, b_out = V, b
-                data_fit, excess = certificate.evaluate(V_out, b_out)
+            elif self.average:
+                self._accumulate(internal, result, n_updates)
+                V_out, b_out = internal.to_internal(
+                    _host(self._coef_sum / self._n_summed),
+                    _host(self._intercept_sum / self._n_summed),
+                )
+                data_fit, excess = certificate.evaluate((V_out, b_out))
                 penalty = internal.penalty(V_out)
+            elif result.coef_sum is None:
+                data_fit, excess = certificate.evaluate((V, b))
+                penalty = internal.penalty(V)
+            else:
+                V_mean = result.coef_sum / n_updates
+                b_mean = result.intercept_sum / n_updates
+                (data_fit, excess), (mean_fit, mean_excess) = certificate.evaluate(
+                    (V, b), (V_mean, b_mean)
+                )
+                if mean_excess < excess:
+                    V, b, data_fit, excess = V_mean, b_mean, mean_fit, mean_excess
+                penalty = internal.penalty(V)
+            if per_epoch and certificate is not None:
+                self._set_last(internal, V, b, X)
+                self._publish(X)
             self._check_divergence(data_fit, reference, epoch + 1, bound)
             loss = data_fit + penalty
             loss_curve.append(_times(_times(loss, internal.y_scale), internal.y_scale))
@@ -691,6 +740,19 @@ class SGDLinearRegressor(BaseGDRegressor):
             ):
                 converged = True
                 break
+            if certified:
+                # Epochs that improve the objective by less than tol count as
+                # stalled; n_iter_no_change of them in a row end the fit.
+                stalled = 0 if improved else stalled + 1
+                previous = loss
+                self._schedule_.end_certified_epoch(
+                    excess, previous_excess, n_updates, certificate.curvature
+                )
+                previous_excess = excess
+                if stalled >= self.n_iter_no_change:
+                    converged = True
+                    break
+                continue
             if (epoch + 1) % round_length:
                 continue
             best, previous = min(best, loss), loss
@@ -728,28 +790,29 @@ class SGDLinearRegressor(BaseGDRegressor):
             )
 
     def _pass(self, X, y, internal, order, V, b, steps, velocity, uniform_l2,
-              rows=None):  # fmt: skip
+              rows=None, average=False):  # fmt: skip
         """One pass over ``order``: the exact blocked kernel where it applies,
         else one mini-batch at a time (always for data of libraries other than
-        NumPy); ``rows`` are the kernel's prepared internal rows, if any.
-        Returns the result and the velocity."""
+        NumPy); ``rows`` are the kernel's prepared internal rows, if any, and
+        ``average`` asks for the sums of the iterates. Returns the result and
+        the velocity."""
         if not is_numpy_data(X):
             return _minibatch_loop_pass_xp(
                 X, y, internal, order, V, b, steps, self._batch,
-                self.fit_intercept, self.average, self.momentum, velocity,
+                self.fit_intercept, average, self.momentum, velocity,
             )  # fmt: skip
         wide = sp.issparse(X) and X.shape[1] > _DENSE_BLOCKS_MAX_FEATURES
         if velocity is not None or (wide and not uniform_l2):
             return _minibatch_loop_pass(
                 X, y, internal, order, V, b, steps, self._batch,
-                self.fit_intercept, self.average, self.momentum, velocity,
+                self.fit_intercept, average, self.momentum, velocity,
             )  # fmt: skip
         result = sgd_pass(
             X, y, internal.steps_weight, order, V, b, steps,
             l2=float(internal.l2.max(initial=0)) if uniform_l2 else internal.l2,
             l1=internal.l1, center=internal.center, scale=internal.scale,
             fit_intercept=self.fit_intercept, batch_size=self._batch,
-            average=self.average, rotation=internal.rotation, rows=rows,
+            average=average, rotation=internal.rotation, rows=rows,
         )  # fmt: skip
         return result, None
 
@@ -947,27 +1010,40 @@ class _GapCertificate:
         lam, Q = np.linalg.eigh(H)
         keep = lam > 1e-10 * max(lam[-1], 1e-300)
         self.inverse = (Q[:, keep] / lam[keep]) @ Q[:, keep].T
+        self.curvature = float(lam[keep].min(initial=np.inf))
 
-    def evaluate(self, V, b):
+    def evaluate(self, *candidates):
         """The data-fit part of the objective and the excess of the whole
-        objective over its minimum, at internal coefficients ``V`` and
-        intercept ``b`` (both summed over targets)."""
-        V = V.reshape(self.n_features, -1)
-        n_targets = V.shape[1]
-        theta = np.zeros((self.rows.shape[1], n_targets))
-        theta[: self.n_features] = V
-        theta[self.n_features] = np.reshape(b, -1)
-        theta[self.n_features + 1 :] = np.eye(n_targets)
+        objective over its minimum (both summed over targets), for each
+        candidate ``(V, b)`` of internal coefficients and intercept; one
+        product with the rows serves all candidates."""
+        n_targets = np.reshape(candidates[0][1], -1).size
+        width = self.rows.shape[1]
+        theta = np.zeros((width, n_targets * len(candidates)))
+        for i, (V, b) in enumerate(candidates):
+            columns = slice(i * n_targets, (i + 1) * n_targets)
+            theta[: self.n_features, columns] = V.reshape(self.n_features, -1)
+            theta[self.n_features, columns] = np.reshape(b, -1)
+            theta[self.n_features + 1 :, columns] = np.eye(n_targets)
         # Diverging iterates (a user's step far too large) overflow here;
         # the caller reports them.
         with np.errstate(over="ignore", invalid="ignore"):
             residual = self.rows @ theta
             weighted = residual * self.weights
-            data_fit = 0.5 * float(np.sum(weighted * residual))
+            data_fit = 0.5 * np.sum(weighted * residual, axis=0)
             gradient = self.rows[:, : self.n_coords].T @ weighted
             gradient += self.l2 * theta[: self.n_coords]
-            excess = 0.5 * float(np.sum(gradient * (self.inverse @ gradient)))
-        return data_fit, max(excess, 0.0)
+            excess = 0.5 * np.sum(gradient * (self.inverse @ gradient), axis=0)
+        results = []
+        for i in range(len(candidates)):
+            columns = slice(i * n_targets, (i + 1) * n_targets)
+            results.append(
+                (
+                    float(np.sum(data_fit[columns])),
+                    max(float(np.sum(excess[columns])), 0.0),
+                )
+            )
+        return results if len(candidates) > 1 else results[0]
 
 
 def _partial_fit_rng(random_state, t):

@@ -13,6 +13,7 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.linear_model import ElasticNet, LinearRegression, Ridge
 
 from gdreg import GDLinearRegressor, SGDLinearRegressor
+from gdreg._schedules import AutoSchedule
 from gdreg._sgd import _GapCertificate
 
 from .conftest import make_regression_data
@@ -277,13 +278,21 @@ def test_predictions_are_finite_for_finite_input(
 def test_internal_copy_of_the_rows_changes_only_rounding(monkeypatch, layout, params):
     """fit passes over a prepared copy of the rows when it fits the budget;
     without the copy each chunk is transformed as it is read, to the same
-    iterates up to rounding."""
+    iterates up to rounding. (A constant step: 'auto' steers by the
+    certificate that only the copy makes cheap.)"""
     import gdreg._sgd
 
     X, y = make_regression_data(np.random.default_rng(3), n_samples=400)
     X[:, 0] = 1e4 * X[:, 0] + 3e4
     X = sp.csr_matrix(X) if layout == "csr" else X
-    params = dict(random_state=0, max_iter=8, n_iter_no_change=50, **params)
+    params = dict(
+        random_state=0,
+        max_iter=8,
+        n_iter_no_change=50,
+        learning_rate="constant",
+        eta0=0.01,
+        **params,
+    )
     copies = []
     build = gdreg._sgd.internal_rows
     monkeypatch.setattr(
@@ -306,7 +315,8 @@ def test_internal_copy_of_the_rows_changes_only_rounding(monkeypatch, layout, pa
 def test_l2_blocks_match_one_batch_at_a_time(monkeypatch, batch_size):
     """An L2 penalty decays each scaled feature at its own rate; the blocked
     passes carry those rates and give the iterates of the loop over
-    mini-batches, which wide sparse data run."""
+    mini-batches, which wide sparse data run. (A constant step: 'auto'
+    steers by a certificate that only the blocked path makes cheap.)"""
     import gdreg._sgd
 
     rng = np.random.default_rng(5)
@@ -314,7 +324,13 @@ def test_l2_blocks_match_one_batch_at_a_time(monkeypatch, batch_size):
     y = X @ np.array([1.0, 0.1, 50.0, -0.3]) + rng.standard_normal(300)
     X = sp.csr_matrix(X)
     params = dict(
-        penalty="l2", alpha=0.1, batch_size=batch_size, random_state=0, max_iter=5
+        penalty="l2",
+        alpha=0.1,
+        batch_size=batch_size,
+        random_state=0,
+        max_iter=5,
+        learning_rate="constant",
+        eta0=0.002,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -378,7 +394,7 @@ def test_gap_certificate_is_the_exact_excess(fit_intercept, n_targets, penalised
     theta = V.reshape(d, -1)
     if fit_intercept:
         theta = np.vstack([theta, np.reshape(b, (1, -1))])
-    data_fit, excess = certificate.evaluate(V, b)
+    data_fit, excess = certificate.evaluate((V, b))
     penalty_value = 0.5 * np.sum(penalty[:d] * theta[:d] ** 2)
     assert data_fit + penalty_value == pytest.approx(objective(theta), rel=1e-12)
     assert excess == pytest.approx(objective(theta) - objective(best), rel=1e-9)
@@ -402,3 +418,23 @@ def test_auto_stops_within_tol_of_the_minimum(rng):
     assert _objective(X, y, reg.coef_, reg.intercept_) <= certified
     assert reg.loss_curve_[-1] <= certified
     assert reg.loss_curve_[-2] > certified
+
+
+def test_certified_schedule_halves_only_when_noise_holds_the_excess_up():
+    """The step is kept while the excess falls as fast as the step's
+    contraction explains, halved when it falls slower, and not halved
+    again before the new step has had time to halve the excess."""
+    schedule = AutoSchedule(0.1, floor_per_step=1.0, tol=1e-4, patience=5)
+    # 10 updates of 0.1 at curvature 1: the error shrinks by exp(-1).
+    schedule.end_certified_epoch(0.1, 1.0, n_updates=10, curvature=1.0)
+    assert schedule.current == 0.1 and not schedule.halved
+    schedule.end_certified_epoch(0.09, 0.1, n_updates=10, curvature=1.0)
+    assert schedule.current == 0.05 and schedule.halved
+    # 2 * 0.05 * 10 = 1 >= log(2): the next slow epoch halves again...
+    schedule.end_certified_epoch(0.089, 0.09, n_updates=10, curvature=1.0)
+    assert schedule.current == 0.025
+    # ...but with 2 * 0.025 * 10 * 0.5 = 0.25 < log(2) per epoch, two more
+    # slow epochs pass before the third halves.
+    for expected in (0.025, 0.025, 0.0125):
+        schedule.end_certified_epoch(0.089, 0.089, n_updates=10, curvature=0.5)
+        assert schedule.current == expected
