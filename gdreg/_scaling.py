@@ -157,8 +157,11 @@ def _dense_centred_mean_square(X, weights, mean, unit):
     """Weighted mean of ``(X / unit - mean) ** 2`` per column."""
     xp, device = array_namespace(X)
     total = xp.zeros(X.shape[1], dtype=weights.dtype, device=device)
+    scaled = not bool(xp.all(unit == 1))
     for rows in _row_chunks(X):
-        block = xp.astype(X[rows, ...], unit.dtype) / unit
+        block = xp.astype(X[rows, ...], unit.dtype, copy=True)
+        if scaled:
+            block /= unit
         block -= mean
         block *= block
         total += weights[rows] @ block
@@ -304,7 +307,7 @@ _WHITEN_MIN_CONDITION = 10.0
 _WHITEN_MAX_FEATURES = 500
 
 
-def whitening_rotation(X, sample_weight, center, inv_scale):
+def whitening_rotation(X, sample_weight, center, inv_scale, gram=None):
     """Matrix ``S`` that whitens the scaled design, with its inverse.
 
     With ``C = Q diag(lam) Q^T`` the weighted covariance of ``Z = (X -
@@ -315,13 +318,17 @@ def whitening_rotation(X, sample_weight, center, inv_scale):
     are left with the largest direction's scale instead: they carry no
     information, and amplifying them would only amplify rounding errors.
 
+    ``gram``, when given, is ``C`` already computed.
+
     Returns ``(S, S^-1)``, or None when ``C`` is already well conditioned
     or when there are too many features for a ``(d, d)`` matrix to be cheap.
     """
     n_features = X.shape[1]
     if n_features < 2 or n_features > _WHITEN_MAX_FEATURES:
         return None
-    C, _ = scaled_gram(X, center, inv_scale, sample_weight / sample_weight.sum())
+    C = gram
+    if C is None:
+        C, _ = scaled_gram(X, center, inv_scale, sample_weight / sample_weight.sum())
     lam, Q = np.linalg.eigh(C)
     top = lam[-1]
     if top <= 0 or lam[0] * _WHITEN_MIN_CONDITION >= top:
@@ -332,7 +339,7 @@ def whitening_rotation(X, sample_weight, center, inv_scale):
     return (Q * factor) @ Q.T, (Q / factor) @ Q.T
 
 
-def penalised_whitening(X, sample_weight, center, inv_scale, penalty):
+def penalised_whitening(X, sample_weight, center, inv_scale, penalty, gram=None):
     """Coordinates in which an L2-penalised least-squares problem is isotropic.
 
     With ``C`` the weighted covariance of ``Z = (X - center) * inv_scale``
@@ -345,6 +352,8 @@ def penalised_whitening(X, sample_weight, center, inv_scale, penalty):
     others. Features without spread (``inv_scale == 0``) keep a zero
     coordinate.
 
+    ``gram``, when given, is ``C`` already computed.
+
     Returns ``((Q, Q^-1), nu)``, or None when ``H`` is already well
     conditioned, when there are too many features for a ``(d, d)`` matrix
     to be cheap, or when ``H`` is too close to singular to factor.
@@ -352,7 +361,9 @@ def penalised_whitening(X, sample_weight, center, inv_scale, penalty):
     n_features = X.shape[1]
     if n_features < 2 or n_features > _WHITEN_MAX_FEATURES:
         return None
-    C, _ = scaled_gram(X, center, inv_scale, sample_weight / sample_weight.sum())
+    C = gram
+    if C is None:
+        C, _ = scaled_gram(X, center, inv_scale, sample_weight / sample_weight.sum())
     penalty = np.asarray(penalty, dtype=np.float64)
     H = C + np.diag(penalty)
     idle = np.diag(H) <= 0

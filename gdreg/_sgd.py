@@ -556,8 +556,9 @@ class SGDLinearRegressor(BaseGDRegressor):
             return InverseScalingSchedule(self.eta0, self.power_t)
         return AdaptiveSchedule(self.eta0, self.n_iter_no_change, factor=5.0)
 
-    def _internal_problem(self, X, y, sample_weight, whiten):
-        """Scaling, penalty strengths and step weights in internal units."""
+    def _internal_problem(self, X, y, sample_weight):
+        """Scaling, penalty strengths and step weights in internal units,
+        without whitening (see ``_whiten``)."""
         l1, l2 = self._penalty_strengths()
         y_scale = _target_scale(y, sample_weight)
         _, mean, std = self._moments
@@ -571,26 +572,37 @@ class SGDLinearRegressor(BaseGDRegressor):
         numpy_input = is_numpy_namespace(xp)
         uniform = bool(xp.all(sample_weight == sample_weight[0]))
         mean_weight = sample_weight.mean() if numpy_input else xp.mean(sample_weight)
-        rotation = None
-        penalty = l2 * inv_scale**2
-        # Whitening is written for NumPy data: other libraries' data keep
-        # the diagonal scaling. An L1 part is not invariant under rotations.
-        if whiten and numpy_input and l1 == 0 and l2 == 0:
-            rotation = whitening_rotation(X, sample_weight, center, inv_scale)
-        elif whiten and numpy_input and l1 == 0:
-            whitened = penalised_whitening(X, sample_weight, center, inv_scale, penalty)
-            if whitened is not None:
-                rotation, penalty = whitened
         return _Internal(
             center=center,
             inv_scale=inv_scale,
             scale=scale,
-            l2=penalty,
+            l2=l2 * inv_scale**2,
             l1=(l1 / y_scale * inv_scale) if l1 > 0 else None,
             steps_weight=None if uniform else sample_weight / mean_weight,
-            rotation=rotation,
+            rotation=None,
             y_scale=y_scale,
         )
+
+    def _whiten(self, internal, X, sample_weight, gram=None):
+        """Rotate ``internal`` to whitened coordinates where that pays (see
+        Notes); ``gram`` is the covariance of the scaled rows if already
+        computed. Returns whether it rotated."""
+        if internal.l2.max(initial=0) == 0:
+            rotation = whitening_rotation(
+                X, sample_weight, internal.center, internal.inv_scale, gram
+            )
+            penalty = internal.l2
+        else:
+            whitened = penalised_whitening(
+                X, sample_weight, internal.center, internal.inv_scale,
+                internal.l2, gram,
+            )  # fmt: skip
+            rotation, penalty = whitened or (None, internal.l2)
+        if rotation is None:
+            return False
+        internal.rotation, internal.unrotation = rotation
+        internal.l2 = penalty
+        return True
 
     def _run(self, X, y, sample_weight, rng, max_epochs, validation, X_all, y_all,
              partial=False, hooks=None):  # fmt: skip
@@ -598,18 +610,33 @@ class SGDLinearRegressor(BaseGDRegressor):
         ``hooks`` hears each epoch's end and may stop the fit."""
         if not (partial and hasattr(self, "_batch")):
             self._batch = self._batch_for(None if partial else X.shape[0])
-        internal = self._internal_problem(X, y, sample_weight, whiten=not partial)
-        V, b = internal.to_internal(_host(self._last_coef), _host(self._last_intercept))
+        internal = self._internal_problem(X, y, sample_weight)
         xp, device = array_namespace(X)
         if is_numpy_namespace(xp):
             y = y.astype(np.float64) / internal.y_scale
         else:
             y = xp.astype(y, widest_float(xp, device)) / internal.y_scale
-
-        uniform_l2 = np.ptp(internal.l2) <= 1e-12 * max(internal.l2.max(), 1e-300)
         rows = None
         if not partial and max_epochs > 1 and self.momentum == 0:
             rows = _internal_rows(X, y, internal)
+        # Whitening is written for NumPy data: other libraries' data keep
+        # the diagonal scaling. An L1 part is not invariant under rotations.
+        # With the internal copy of the rows, their covariance comes from
+        # it, and the copy is rotated in place.
+        n_features = X.shape[1]
+        hessian = None
+        if not partial and is_numpy_data(X) and internal.l1 is None:
+            gram = None
+            if rows is not None and n_features <= _CERTIFICATE_MAX_FEATURES:
+                gram = _weighted_gram(rows[:, :n_features], sample_weight)
+            if self._whiten(internal, X, sample_weight, gram) and rows is not None:
+                rows[:, :n_features] = rows[:, :n_features] @ internal.rotation
+            if gram is not None:
+                hessian = _hessian(rows, gram, internal, sample_weight,
+                                   self.fit_intercept)  # fmt: skip
+        V, b = internal.to_internal(_host(self._last_coef), _host(self._last_intercept))
+
+        uniform_l2 = np.ptp(internal.l2) <= 1e-12 * max(internal.l2.max(), 1e-300)
         bound = self._stable_step(X, internal, rows)
         settings = (self.learning_rate, self.eta0, self.power_t, self._batch)
         if not (partial and getattr(self, "_schedule_settings", None) == settings):
@@ -635,13 +662,9 @@ class SGDLinearRegressor(BaseGDRegressor):
             X_validation, y_validation = _rows_of(validation, X_all, y_all)
         start = sum(self._objective(X, y, sample_weight, internal)) if partial else None
         certificate = None
-        if (
-            rows is not None
-            and internal.l1 is None
-            and X.shape[1] <= _CERTIFICATE_MAX_FEATURES
-        ):
+        if hessian is not None:
             certificate = _GapCertificate(
-                rows, sample_weight, internal.l2, self.fit_intercept
+                rows, sample_weight, internal.l2, self.fit_intercept, hessian
             )
         # 'auto' with the certificate, without averaging or early stopping,
         # steers by the exact excess (see Notes): once it has lowered the
@@ -996,17 +1019,26 @@ class _GapCertificate:
     there.
     """
 
-    def __init__(self, rows, sample_weight, l2, fit_intercept):
+    def __init__(self, rows, sample_weight, l2, fit_intercept, hessian=None):
         self.rows = rows
         self.n_features = l2.shape[0]
         self.n_coords = self.n_features + int(fit_intercept)
+        n_samples = rows.shape[0]
         weights = np.asarray(sample_weight, dtype=np.float64)
-        self.weights = (weights / weights.sum())[:, None]
-        self.l2 = np.zeros((self.n_coords, 1))
-        self.l2[: self.n_features, 0] = l2
-        A = rows[:, : self.n_coords]
-        H = A.T @ (A * self.weights)
-        H[np.diag_indices_from(H)] += self.l2[:, 0]
+        # Equal weights are one number, which saves a product per epoch.
+        if np.all(weights == weights[0]):
+            self.weights = np.full(1, 1.0 / n_samples)
+        else:
+            self.weights = weights / weights.sum()
+        self.l2 = np.zeros(self.n_coords)
+        self.l2[: self.n_features] = l2
+        if hessian is None:
+            A = rows[:, : self.n_coords]
+            if self.weights.size == 1:
+                hessian = (A.T @ A) * self.weights[0]
+            else:
+                hessian = A.T @ (A * self.weights[:, None])
+        H = hessian + np.diag(self.l2)
         lam, Q = np.linalg.eigh(H)
         keep = lam > 1e-10 * max(lam[-1], 1e-300)
         self.inverse = (Q[:, keep] / lam[keep]) @ Q[:, keep].T
@@ -1018,32 +1050,58 @@ class _GapCertificate:
         candidate ``(V, b)`` of internal coefficients and intercept; one
         product with the rows serves all candidates."""
         n_targets = np.reshape(candidates[0][1], -1).size
-        width = self.rows.shape[1]
-        theta = np.zeros((width, n_targets * len(candidates)))
+        n_columns = n_targets * len(candidates)
+        # Candidates (and targets) as rows, so that each residual vector is
+        # contiguous.
+        theta = np.zeros((n_columns, self.rows.shape[1]))
         for i, (V, b) in enumerate(candidates):
             columns = slice(i * n_targets, (i + 1) * n_targets)
-            theta[: self.n_features, columns] = V.reshape(self.n_features, -1)
-            theta[self.n_features, columns] = np.reshape(b, -1)
-            theta[self.n_features + 1 :, columns] = np.eye(n_targets)
+            theta[columns, : self.n_features] = V.reshape(self.n_features, -1).T
+            theta[columns, self.n_features] = np.reshape(b, -1)
+            theta[columns, self.n_features + 1 :] = np.eye(n_targets)
         # Diverging iterates (a user's step far too large) overflow here;
         # the caller reports them.
         with np.errstate(over="ignore", invalid="ignore"):
-            residual = self.rows @ theta
+            residual = theta @ self.rows.T
             weighted = residual * self.weights
-            data_fit = 0.5 * np.sum(weighted * residual, axis=0)
-            gradient = self.rows[:, : self.n_coords].T @ weighted
-            gradient += self.l2 * theta[: self.n_coords]
-            excess = 0.5 * np.sum(gradient * (self.inverse @ gradient), axis=0)
-        results = []
-        for i in range(len(candidates)):
-            columns = slice(i * n_targets, (i + 1) * n_targets)
-            results.append(
-                (
-                    float(np.sum(data_fit[columns])),
-                    max(float(np.sum(excess[columns])), 0.0),
-                )
-            )
+            data_fit = 0.5 * np.einsum("ij,ij->i", weighted, residual)
+            gradient = weighted @ self.rows[:, : self.n_coords]
+            gradient += self.l2 * theta[:, : self.n_coords]
+            excess = 0.5 * np.einsum("ij,ij->i", gradient @ self.inverse, gradient)
+        data_fit = data_fit.reshape(len(candidates), n_targets).sum(axis=1)
+        excess = excess.reshape(len(candidates), n_targets).sum(axis=1)
+        results = [
+            (float(fit), max(float(gap), 0.0))
+            for fit, gap in zip(data_fit, excess, strict=True)
+        ]
         return results if len(candidates) > 1 else results[0]
+
+
+def _weighted_gram(Z, sample_weight):
+    """``Z^T P Z`` for sample weights normalised to ``P`` (summing to one)."""
+    weights = np.asarray(sample_weight, dtype=np.float64)
+    if np.all(weights == weights[0]):
+        return (Z.T @ Z) / Z.shape[0]
+    return Z.T @ (Z * (weights / weights.sum())[:, None])
+
+
+def _hessian(rows, gram, internal, sample_weight, fit_intercept):
+    """The objective's Hessian without the penalty, over the internal
+    coordinates (and the intercept), from the covariance ``gram`` of the
+    unrotated scaled rows: ``R^T gram R`` for the rotation ``R``, bordered
+    by the weighted mean of the (rotated) rows and a 1 for the intercept."""
+    d = gram.shape[0]
+    R = internal.rotation
+    covariance = gram if R is None else R.T @ gram @ R
+    if not fit_intercept:
+        return covariance
+    weights = np.asarray(sample_weight, dtype=np.float64)
+    mean = (weights / weights.sum()) @ rows[:, :d]
+    H = np.empty((d + 1, d + 1))
+    H[:d, :d] = covariance
+    H[:d, d] = H[d, :d] = mean
+    H[d, d] = 1.0
+    return H
 
 
 def _partial_fit_rng(random_state, t):
