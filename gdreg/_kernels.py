@@ -16,6 +16,9 @@ from scipy.linalg import blas, solve_triangular
 _CHUNK_BYTES = 1 << 21
 _LOG_TINY = log(1e-150)
 _DENSE_BLOCKS_MAX_FEATURES = 1000
+_PRODUCTS_MAX_WIDTH = 18
+_PRODUCTS_MAX_WORK = 12288
+_PRODUCTS_CHUNK_BYTES = 1 << 22
 
 
 class SGDPassResult(NamedTuple):
@@ -204,6 +207,14 @@ def sgd_pass(
     are soft-thresholded by ``(sum of the block's steps) * l1`` after each
     block, and the iterates (and their sums) are those of this blocked
     proximal variant, not of per-sample proximal SGD.
+
+    A block of one mini-batch without sample weights changes the stacked
+    weights ``(w, b, 1)`` by a linear map, ``I`` minus the step times the
+    product of the batch's rows with themselves, on the coordinates that
+    change. With few features these small matrices cost less than the calls
+    of the loop: they are formed for many blocks in one batched product and
+    chained by products of matrices, a few calls per chunk of rows, and the
+    iterates are still those of the loop up to rounding.
 
     Momentum makes each update depend on two earlier iterates, which this
     triangular form does not cover; a caller that needs momentum has to run
@@ -413,6 +424,7 @@ class _PassData(NamedTuple):
     rotation: np.ndarray | None
     l1: np.ndarray | None
     dense_blocks: bool
+    products: bool
     decaying: bool
     fit_intercept: bool
     average: bool
@@ -471,6 +483,13 @@ def _prepare(
         X = X.astype(np.float64)
     block = _block_length(d, m) if block_size is None else int(block_size)
     block = _limit_block(max(m, block // m * m), m, decay)
+    products = (
+        dense_blocks
+        and block == m
+        and l1 is None
+        and sample_weight is None
+        and _products_pay(m, d + 1 + Y.shape[1])
+    )
     return _PassData(
         X=sp.csr_matrix(X) if sparse else X,
         Y=Y,
@@ -484,6 +503,7 @@ def _prepare(
         rotation=rotation,
         l1=None if l1 is None else np.asarray(l1, dtype=np.float64),
         dense_blocks=dense_blocks,
+        products=products,
         decaying=decay is not None,
         fit_intercept=bool(fit_intercept),
         average=bool(average),
@@ -559,6 +579,13 @@ def _block_length(n_features: int, batch_size: int) -> int:
     return 64 // batch_size * batch_size
 
 
+def _products_pay(batch_size: int, width: int) -> bool:
+    """Whether blocks of one mini-batch run faster as products of matrices
+    of side ``width`` (see :func:`_affine_blocks`) than as a loop of
+    vector products, from timings of one pass on two cores."""
+    return width <= _PRODUCTS_MAX_WIDTH and batch_size * width**2 <= _PRODUCTS_MAX_WORK
+
+
 def _limit_block(block: int, m: int, decay: np.ndarray | None) -> int:
     """Shrink a block so that its product of decay factors stays representable."""
     if decay is None or decay.min() >= 1.0:
@@ -590,6 +617,16 @@ def _chunks(data: _PassData):
     system = block if block > m else 0
     width = 2 * features + 2 + data.Y.shape[1] + system
     per_chunk = max(1, budget // (8 * block * width))
+    if data.products and data.rows is not None and data.l2_features is None:
+        # Blocks run as products cost few calls each, so the calls per chunk
+        # count: larger chunks of the prepared rows and residuals, each
+        # block's matrix, its share of their products and starting weights.
+        # Raw rows and a decay per coordinate keep chunks of the usual size,
+        # since they need more buffers per row.
+        k = data.Y.shape[1]
+        side = features + 1 + k
+        per_block = block * (side + k) + side * (2 * side + k)
+        per_chunk = max(1, _PRODUCTS_CHUNK_BYTES // (8 * per_block))
     if data.decaying:
         log_decay = np.concatenate([[0.0], np.cumsum(np.log(data.decay))])
     start = 0
@@ -833,8 +870,7 @@ def _run_chunk(
     w_start = state.w[: d + 1].copy() if state.sums is not None else None
 
     if data.dense_blocks:
-        Q, shift, rows_sum = _solve_dense(data, space, state.w, idx, plan, n_blocks)
-        R = _residuals(Q, plan.gain)
+        Q, R, shift, rows_sum = _solve_dense(data, space, state.w, idx, plan, n_blocks)
     else:
         Q, R, shift, rows_sum = _solve_sparse(data, state.w, idx, plan, n_blocks, block)
 
@@ -862,6 +898,7 @@ class _Workspace:
     def __init__(self, data: _PassData):
         self.data = data
         self.rows = self.rows64 = self.Z = self.P = self.outer = None
+        self.M = self.tree = self.starts = self.R = None
         self.center = self.inv_scale = None
         self.ones = False
 
@@ -890,6 +927,20 @@ class _Workspace:
             return None, None, self.Z[:rows], P, outer
         return self.rows[:rows], self.rows64[:rows], self.Z[:rows], P, outer
 
+    def affine(self, n_blocks: int, block: int, k: int):
+        """Return buffers for the blocks' matrices (zero where neither a
+        product nor the identity is written), the products of the matrices
+        within groups, the starting weights and the residuals."""
+        width = self.data.X.shape[1] + 1 + k
+        if self.M is None or self.M.shape[0] < n_blocks:
+            self.M = np.zeros((n_blocks, width, width))
+            self.tree = np.empty((n_blocks, width, width))
+            self.starts = np.empty((n_blocks + 1, width, k))
+        if self.R is None or self.R.size < n_blocks * block * k:
+            self.R = np.empty(n_blocks * block * k)
+        R = self.R[: n_blocks * block * k].reshape(n_blocks, block, k)
+        return self.M[:n_blocks], self.tree, self.starts[: n_blocks + 1], R
+
     def _transform_buffers(self, rows: int) -> None:
         """Allocate the buffers that put raw rows in the internal space."""
         data = self.data
@@ -916,10 +967,11 @@ def _solve_dense(data: _PassData, space: _Workspace, w, idx, plan, n_blocks):
     With an L2 strength per coordinate the rows that update the weights
     differ from those that predict (see :func:`_feature_decay_rows`).
 
-    Returns ``q`` of shape (rows, n_targets), the L1 shifts weighted for the
-    averaging sums, and a function ``rows_sum(Q, tail)`` computing ``sum_j
-    tail_j * u_j q_j`` over the update rows ``u_j`` (``tail`` per row, or per
-    row and coordinate).
+    Returns ``q`` of shape (rows, n_targets) (None without averaging when
+    the blocks run as products, see :func:`_affine_blocks`), the residuals
+    ``r``, the L1 shifts weighted for the averaging sums, and a function
+    ``rows_sum(Q, tail)`` computing ``sum_j tail_j * u_j q_j`` over the
+    update rows ``u_j`` (``tail`` per row, or per row and coordinate).
     """
     d, k = data.X.shape[1], data.Y.shape[1]
     block = idx.size // n_blocks
@@ -930,21 +982,27 @@ def _solve_dense(data: _PassData, space: _Workspace, w, idx, plan, n_blocks):
     if plan.feature_after is not None:
         U = _feature_decay_rows(Z, plan, d, data.batch_size)
     U3 = U.reshape(n_blocks, block, -1)
-    direct = None
-    if P is None:
-        before = 1.0 if plan.before is None else plan.before
-        direct = (plan.gain * before).reshape(n_blocks, block)
+    if data.products:
+        R = _affine_blocks(w, Z3, U3, plan, data, space)
+        Q = R * plan.gain[:, None] if data.average else None
+        shift = np.zeros((d, k))
     else:
-        _block_systems(Z3, U3, P, outer, plan, data)
-    loop = _loop_one_target if k == 1 else _loop_targets
-    Q, shift = loop(w, Z3, U3, P, direct, plan, data)
+        direct = None
+        if P is None:
+            before = 1.0 if plan.before is None else plan.before
+            direct = (plan.gain * before).reshape(n_blocks, block)
+        else:
+            _block_systems(Z3, U3, P, outer, plan, data)
+        loop = _loop_one_target if k == 1 else _loop_targets
+        Q, shift = loop(w, Z3, U3, P, direct, plan, data)
+        R = _residuals(Q, plan.gain)
 
     def rows_sum(Q, tail):
         if tail.ndim == 1:
             return np.dot(U[:, :d].T, tail[:, None] * Q)
         return np.dot((U[:, :d] * tail).T, Q)
 
-    return Q, shift, rows_sum
+    return Q, R, shift, rows_sum
 
 
 def _feature_decay_rows(Z, plan: _ChunkPlan, d: int, m: int) -> np.ndarray:
@@ -1043,6 +1101,74 @@ def _earlier_batches(block: int, m: int) -> np.ndarray:
     mask = (batch[:, None] < batch[None, :]).astype(np.float64)
     mask.flags.writeable = False
     return mask
+
+
+def _affine_blocks(w, Z3, U3, plan: _ChunkPlan, data: _PassData, space):
+    """Run blocks of one mini-batch each as products of small matrices.
+
+    The rows of a block share one step factor ``g_b`` (``gain`` times the
+    decay product ``c`` of its mini-batch), so the block maps the stacked
+    weights ``w`` (coefficients, intercept, identity) to ``M_b w`` with ``M_b
+    = I - F_b U_b^T Z_b``, ``F_b`` diagonal: ``g_b`` on the rows the update
+    changes, ``g_b c'_b c_b`` on the intercept's when the decay keeps it
+    apart, zero on the others. All the ``M_b`` of a chunk come from one
+    batched product. The products of groups of consecutive ``M_b``, formed
+    pairwise level by level, carry the weights from group to group, one
+    small product per group; a batched product per position in the groups
+    then gives the weights ``w_b`` at the start of every block, and the
+    residuals ``c_b Z_b w_b`` are one batched product more.
+
+    Returns the residuals, shape (rows, n_targets); ``w`` is updated in place.
+    """
+    n_blocks, block, width = Z3.shape
+    d, k = data.X.shape[1], w.shape[1]
+    top = d + 1 if data.fit_intercept else d
+    before = None if plan.before is None else plan.before[::block]
+    gain = plan.gain[::block] if before is None else plan.gain[::block] * before
+    M, tree, starts, R = space.affine(n_blocks, block, k)
+    np.matmul(U3[:, :, :top].transpose(0, 2, 1), Z3, out=M[:, :top])
+    # Off their diagonal the rows from top on stay zero; scaling whole
+    # matrices, by one factor when the chunk has one, is the fastest form.
+    flat = M.reshape(n_blocks, -1)
+    if gain[0] == gain.min() == gain.max():
+        np.multiply(flat, -gain[0], out=flat)
+    else:
+        np.multiply(flat, -gain[:, None], out=flat)
+    if data.fit_intercept and before is not None:
+        M[:, d] *= (plan.after[::block] * before)[:, None]
+    diagonal = flat[:, :: width + 1]
+    diagonal[:, :top] += 1.0
+    diagonal[:, top:] = 1.0
+
+    # Groups of about sqrt(n_blocks) blocks balance the loop over the groups
+    # against the batched products spreading the weights within them.
+    group = 1 << (n_blocks.bit_length() - 1) // 2
+    n_groups = n_blocks // group
+    full = n_groups * group
+    grouped = level = M[:full].reshape(n_groups, group, width, width)
+    while level.shape[1] > 1:
+        half = n_groups * level.shape[1] // 2
+        out = tree[:half].reshape(n_groups, -1, width, width)
+        np.matmul(level[:, 1::2], level[:, 0::2], out=out)
+        level, tree = out, tree[half:]
+    starts[0] = w
+    # Matrix-vector products cost less per call than matrix-matrix ones.
+    vectors = starts[:, :, 0] if k == 1 else starts
+    heads = vectors[: full + 1 : group]
+    dot = np.dot
+    for Mg, v, after in zip(level[:, 0], heads, heads[1:]):
+        dot(Mg, v, out=after)
+    inner = starts[:full].reshape(n_groups, group, width, k)
+    for i in range(1, group):
+        np.matmul(grouped[:, i - 1], inner[:, i - 1], out=inner[:, i])
+    for b in range(full, n_blocks):
+        dot(M[b], vectors[b], out=vectors[b + 1])
+    w[:] = starts[n_blocks]
+
+    np.matmul(Z3, starts[:n_blocks], out=R)
+    if before is not None:
+        R *= before[:, None, None]
+    return R.reshape(-1, k)
 
 
 def _loop_one_target(w, Z3, U3, P, direct, plan: _ChunkPlan, data: _PassData):

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
+from gdreg import _kernels as kernels
 from gdreg._kernels import internal_rows, max_row_norm_sq, row_norms_sq, sgd_pass
 
 # Forward substitution repeats the loop's dependent arithmetic; what differs
@@ -513,3 +514,80 @@ def test_decay_factors_rounding_to_one(rng):
     decayed = sgd_pass(*args, l2=1e-20)
     plain = sgd_pass(*args, l2=0.0)
     assert_array_equal(decayed.coef, plain.coef)
+
+
+@pytest.fixture
+def product_calls(monkeypatch):
+    """Count the chunks run as products of the blocks' matrices."""
+    calls = []
+    run = kernels._affine_blocks
+
+    def counted(*args, **kwargs):
+        calls.append(args[1].shape[0])
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(kernels, "_affine_blocks", counted)
+    return calls
+
+
+@pytest.mark.parametrize("batch_size", [16, 64])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("l2", ["none", "scalar", "per-coordinate"])
+@pytest.mark.parametrize("k", [None, 2])
+@pytest.mark.parametrize("prepared", [False, True])
+def test_product_blocks_match_loop(
+    rng, product_calls, batch_size, fit_intercept, l2, k, prepared
+):
+    # Without sample weights, blocks of one mini-batch over few features run
+    # as products of small matrices; 41 updates make groups of blocks and a
+    # last, shorter mini-batch.
+    n, d = 40 * batch_size + 7, 6
+    X, y, center, scale = make_problem(rng, n, d, k, offset=2.0)
+    strengths = {"none": 0.0, "scalar": 0.05, "per-coordinate": np.linspace(0, 0.2, d)}
+    order = rng.permutation(n)
+    steps = stable_steps(X, center, scale, None, ceil(n / batch_size), rng)
+    shape = (d,) if k is None else (d, k)
+    coef, intercept = rng.standard_normal(shape), np.full(shape[1:], 0.3)
+    rows = internal_rows(X, y, center, scale) if prepared else None
+    args = (X, y, None, order, coef, intercept, steps * batch_size**0.5)
+    kw = dict(
+        l2=strengths[l2], center=center, scale=scale,
+        fit_intercept=fit_intercept, batch_size=batch_size,
+    )  # fmt: skip
+    got = sgd_pass(*args, average=True, rows=rows, **kw)
+    assert_pass_close(got, reference_pass(*args, **kw))
+    assert product_calls
+
+
+@pytest.mark.parametrize("eta", ["constant", "varying"])
+def test_product_blocks_across_chunks(rng, product_calls, monkeypatch, eta):
+    # Small chunks split the pass into several, whose block counts are not
+    # multiples of their group sizes; one step for every update scales the
+    # matrices by one factor.
+    monkeypatch.setattr(kernels, "_PRODUCTS_CHUNK_BYTES", 40_000)
+    n, d, m = 3000, 3, 16
+    X, y, center, scale = make_problem(rng, n, d, offset=1.0)
+    steps = stable_steps(X, center, scale, None, ceil(n / m), rng) * m**0.5
+    if eta == "constant":
+        steps = np.full(steps.size, steps.min())
+    args = (X, y, None, rng.permutation(n), np.zeros(d), 0.0, steps)
+    kw = dict(l2=0.01, center=center, scale=scale, batch_size=m)
+    rows = internal_rows(X, y, center, scale)
+    got = sgd_pass(*args, average=True, rows=rows, **kw)
+    assert_pass_close(got, reference_pass(*args, **kw))
+    assert len(product_calls) > 3 and len(set(product_calls)) > 1
+
+
+def test_product_blocks_only_where_they_pay(rng, product_calls):
+    # Many features, sample weights or L1 keep the loop over the blocks.
+    X, y, center, scale = make_problem(rng, 640, 40)
+    steps = stable_steps(X, center, scale, None, 10, rng)
+    args = (X, y, None, rng.permutation(640), np.zeros(40), 0.0, steps)
+    sgd_pass(*args, center=center, scale=scale, batch_size=64)
+    assert not product_calls
+    small = (X[:, :4], y, None, args[3], np.zeros(4), 0.0, steps)
+    sgd_pass(*small, batch_size=64, l1=np.full(4, 0.01))
+    sgd_pass(small[0], y, np.ones(640), *small[3:], batch_size=64)
+    assert not product_calls
+    sgd_pass(*small, batch_size=64)
+    assert product_calls
