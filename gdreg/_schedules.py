@@ -99,7 +99,6 @@ class AutoSchedule(AdaptiveSchedule):
         self.tol = tol
         # Contraction of the excess (in log units) since the last halving.
         self.progress = np.inf
-        self.halved = False
 
     def end_epoch(self, improved, rose=False):
         if improved:
@@ -131,4 +130,3 @@ class AutoSchedule(AdaptiveSchedule):
         if excess > previous * np.exp(-rate) and self.progress >= np.log(2.0):
             self.eta /= 2.0
             self.progress = 0.0
-            self.halved = True

@@ -91,9 +91,9 @@ class SGDLinearRegressor(BaseGDRegressor):
         exact distance of the objective to its minimum (see Notes), it
         stops at the first epoch whose objective is within ``tol`` of the
         minimum (relative), halves the step when an epoch shrank that
-        distance by less than the step's own contraction explains, and once
-        it has halved, continues each epoch from the better of the last
-        iterate and the mean iterate of the epoch; it also stops after
+        distance by less than the step's own contraction explains, and from
+        the second epoch on continues from the better of the last iterate
+        and the mean iterate of the epoch; it also stops after
         ``n_iter_no_change`` epochs in a row that improve the objective by
         less than ``tol``. Elsewhere it judges progress once per round of
         epochs holding at least 128 updates: it halves the step when the
@@ -134,7 +134,7 @@ class SGDLinearRegressor(BaseGDRegressor):
     max_iter : int, default=1000
         Largest number of epochs in ``fit``.
 
-    tol : float, default=1e-4
+    tol : float, default=1e-3
         With 'auto', ``fit`` stops once the objective ``f`` is certified to
         exceed its minimum by at most ``tol * f`` (where that can be
         computed, see Notes). An epoch improves when its objective is below
@@ -268,10 +268,11 @@ class SGDLinearRegressor(BaseGDRegressor):
     along the slowest direction (curvature ``c``) by about ``exp(-eta k
     c)``, so an excess that falls by less than that is held up by the
     noise of the stochastic steps, and the step is halved (at most once per
-    halving of the excess that the step's contraction allows). After the
-    first halving each pass also sums its iterates, and the next epoch
+    halving of the excess that the step's contraction allows). From the
+    second epoch on each pass also sums its iterates, and the next epoch
     starts from their mean when its excess is lower: averaging cancels much
-    of the noise that holds the last iterate up. The iterates within an
+    of the noise that holds the last iterate up (the first epoch, which
+    starts far from the minimum, is not averaged). The iterates within an
     epoch remain those of plain SGD. With ``average=True`` the excess of
     the average stops the fit, and the rules on the objective's progress
     steer the step. Elsewhere (an L1 part, ``partial_fit``, data beyond
@@ -347,7 +348,7 @@ class SGDLinearRegressor(BaseGDRegressor):
         shuffle=True,
         random_state=None,
         max_iter=1000,
-        tol=1e-4,
+        tol=1e-3,
         n_iter_no_change=5,
         early_stopping=False,
         validation_fraction=0.1,
@@ -667,9 +668,9 @@ class SGDLinearRegressor(BaseGDRegressor):
                 rows, sample_weight, internal.l2, self.fit_intercept, hessian
             )
         # 'auto' with the certificate, without averaging or early stopping,
-        # steers by the exact excess (see Notes): once it has lowered the
-        # step, it continues each epoch from the better of the last iterate
-        # and the epoch's mean iterate.
+        # steers by the exact excess (see Notes): from the second epoch on,
+        # it continues from the better of the last iterate and the epoch's
+        # mean iterate.
         certified = (
             certificate is not None
             and self.learning_rate == "auto"
@@ -692,7 +693,7 @@ class SGDLinearRegressor(BaseGDRegressor):
             with np.errstate(over="ignore", invalid="ignore"):
                 result, velocity = self._pass(
                     X, y, internal, order, V, b, steps, velocity, uniform_l2, rows,
-                    average=self.average or (certified and self._schedule_.halved),
+                    average=self.average or (certified and epoch > 0),
                 )  # fmt: skip
             self.t_ += n_updates
             V, b = result.coef, result.intercept
