@@ -3,6 +3,7 @@
 import math
 from contextlib import contextmanager
 
+import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -64,6 +65,19 @@ class Problem:
         self.l2 = l2
 
 
+def _is_plain_design(X):
+    """Whether ``X`` is a finite two-dimensional NumPy array of float64 or
+    float32 with at least one row and one column."""
+    return (
+        type(X) is np.ndarray
+        and X.ndim == 2
+        and X.dtype in (np.float64, np.float32)
+        and X.shape[0] > 0
+        and X.shape[1] > 0
+        and bool(np.isfinite(X).all())
+    )
+
+
 class BaseGDRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator):
     """Shared parameters, data handling and prediction.
 
@@ -123,6 +137,14 @@ class BaseGDRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator):
         """Check ``X``; errors name it and say what it must hold."""
         if not self._array_api:
             X = to_numpy(X)
+        if reset and _is_plain_design(X):
+            # What scikit-learn's validation does with such an array when a
+            # fit starts, without its overhead (a tenth of a millisecond,
+            # much of a fit on a few hundred rows).
+            self.n_features_in_ = X.shape[1]
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+            return X
         xp, _ = array_namespace(X)
         with naming_input("X"):
             return validate_data(

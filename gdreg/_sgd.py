@@ -687,6 +687,7 @@ class SGDLinearRegressor(BaseGDRegressor):
             or (hooks is not None and hooks.per_step)
         )
         previous_excess = np.inf
+        penalised = internal.l1 is not None or bool(np.any(internal.l2))
         for epoch in range(max_epochs):
             order = rng.permutation(n_samples) if self.shuffle else np.arange(n_samples)
             steps = self._schedule_.steps(self.t_, n_updates)
@@ -714,7 +715,7 @@ class SGDLinearRegressor(BaseGDRegressor):
                 penalty = internal.penalty(V_out)
             elif result.coef_sum is None:
                 data_fit, excess = certificate.evaluate((V, b))
-                penalty = internal.penalty(V)
+                penalty = internal.penalty(V) if penalised else 0.0
             else:
                 V_mean = result.coef_sum / n_updates
                 b_mean = result.intercept_sum / n_updates
@@ -723,7 +724,7 @@ class SGDLinearRegressor(BaseGDRegressor):
                 )
                 if mean_excess < excess:
                     V, b, data_fit, excess = V_mean, b_mean, mean_fit, mean_excess
-                penalty = internal.penalty(V)
+                penalty = internal.penalty(V) if penalised else 0.0
             if per_epoch and certificate is not None:
                 self._set_last(internal, V, b, X)
                 self._publish(X)
@@ -1024,19 +1025,21 @@ class _GapCertificate:
         self.rows = rows
         self.n_features = l2.shape[0]
         self.n_coords = self.n_features + int(fit_intercept)
+        self.n_targets = rows.shape[1] - self.n_features - 1
         n_samples = rows.shape[0]
         weights = np.asarray(sample_weight, dtype=np.float64)
         # Equal weights are one number, which saves a product per epoch.
         if np.all(weights == weights[0]):
-            self.weights = np.full(1, 1.0 / n_samples)
+            self.weights = 1.0 / n_samples
         else:
             self.weights = weights / weights.sum()
         self.l2 = np.zeros(self.n_coords)
         self.l2[: self.n_features] = l2
+        self.penalised = bool(np.any(self.l2))
         if hessian is None:
             A = rows[:, : self.n_coords]
-            if self.weights.size == 1:
-                hessian = (A.T @ A) * self.weights[0]
+            if np.ndim(self.weights) == 0:
+                hessian = (A.T @ A) * self.weights
             else:
                 hessian = A.T @ (A * self.weights[:, None])
         H = hessian + np.diag(self.l2)
@@ -1044,36 +1047,47 @@ class _GapCertificate:
         keep = lam > 1e-10 * max(lam[-1], 1e-300)
         self.inverse = (Q[:, keep] / lam[keep]) @ Q[:, keep].T
         self.curvature = float(lam[keep].min(initial=np.inf))
+        self._theta = {}
+
+    def _coefficients(self, n_candidates):
+        """A buffer for the candidates' coefficients, one row per candidate
+        and target, ``[V^T, b, e_t]`` so that its product with a row ``[z,
+        1, -y]`` is the residual; the target part is set once."""
+        theta = self._theta.get(n_candidates)
+        if theta is None:
+            k = self.n_targets
+            theta = np.zeros((n_candidates * k, self.rows.shape[1]))
+            theta[:, self.n_features + 1 :] = np.tile(np.eye(k), (n_candidates, 1))
+            self._theta[n_candidates] = theta
+        return theta
 
     def evaluate(self, *candidates):
         """The data-fit part of the objective and the excess of the whole
         objective over its minimum (both summed over targets), for each
         candidate ``(V, b)`` of internal coefficients and intercept; one
         product with the rows serves all candidates."""
-        n_targets = np.reshape(candidates[0][1], -1).size
-        n_columns = n_targets * len(candidates)
-        # Candidates (and targets) as rows, so that each residual vector is
-        # contiguous.
-        theta = np.zeros((n_columns, self.rows.shape[1]))
+        k, d = self.n_targets, self.n_features
+        theta = self._coefficients(len(candidates))
         for i, (V, b) in enumerate(candidates):
-            columns = slice(i * n_targets, (i + 1) * n_targets)
-            theta[columns, : self.n_features] = V.reshape(self.n_features, -1).T
-            theta[columns, self.n_features] = np.reshape(b, -1)
-            theta[columns, self.n_features + 1 :] = np.eye(n_targets)
+            theta[i * k : (i + 1) * k, :d] = V.reshape(d, k).T
+            theta[i * k : (i + 1) * k, d] = b
         # Diverging iterates (a user's step far too large) overflow here;
         # the caller reports them.
         with np.errstate(over="ignore", invalid="ignore"):
+            # Candidates as rows, so that each residual vector is contiguous.
             residual = theta @ self.rows.T
             weighted = residual * self.weights
             data_fit = 0.5 * np.einsum("ij,ij->i", weighted, residual)
             gradient = weighted @ self.rows[:, : self.n_coords]
-            gradient += self.l2 * theta[:, : self.n_coords]
+            if self.penalised:
+                gradient += self.l2 * theta[:, : self.n_coords]
             excess = 0.5 * np.einsum("ij,ij->i", gradient @ self.inverse, gradient)
-        data_fit = data_fit.reshape(len(candidates), n_targets).sum(axis=1)
-        excess = excess.reshape(len(candidates), n_targets).sum(axis=1)
+        if k > 1:
+            data_fit = data_fit.reshape(len(candidates), k).sum(axis=1)
+            excess = excess.reshape(len(candidates), k).sum(axis=1)
         results = [
             (float(fit), max(float(gap), 0.0))
-            for fit, gap in zip(data_fit, excess, strict=True)
+            for fit, gap in zip(data_fit.tolist(), excess.tolist(), strict=True)
         ]
         return results if len(candidates) > 1 else results[0]
 

@@ -66,6 +66,19 @@ def mixed_data(rng):
 
 
 @pytest.mark.parametrize("estimator", ESTIMATORS, ids=_ids)
+def test_refit_on_an_array_forgets_the_frame_s_feature_names(estimator, frame_data):
+    frame, y = frame_data
+    reg = clone(estimator).fit(frame, y)
+    X = np.column_stack([frame.to_numpy(), frame.to_numpy()[:, :1]])
+    reg.fit(X, y)
+    assert not hasattr(reg, "feature_names_in_")
+    assert reg.n_features_in_ == 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reg.predict(X)
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=_ids)
 def test_pandas_frame_gives_feature_names_and_same_fit(estimator, frame_data):
     frame, y = frame_data
     from_frame = clone(estimator).fit(frame, y)
