@@ -147,7 +147,8 @@ def test_layouts_and_targets(rng, layout, batch_size):
 
 @pytest.mark.parametrize("k", [None, 2])
 @pytest.mark.parametrize("batch_size", [1, 4])
-def test_sparse_wide_matches_loop(rng, k, batch_size):
+@pytest.mark.parametrize("l2", [0.0, 0.02])
+def test_sparse_wide_matches_loop(rng, k, batch_size, l2):
     n, d = 300, 1500
     X = sp.random(n, d, density=0.01, format="csr", random_state=rng)
     shape = (d,) if k is None else (d, k)
@@ -158,7 +159,7 @@ def test_sparse_wide_matches_loop(rng, k, batch_size):
     steps = stable_steps(X, center, scale, None, ceil(n / batch_size), rng)
     check_against_loop(
         X, y, None, order, np.zeros(shape), np.zeros(shape[1:]), steps,
-        l2=0.02, l1=np.full(d, 1e-3), center=center, scale=scale,
+        l2=l2, l1=np.full(d, 1e-3), center=center, scale=scale,
         batch_size=batch_size, block_size=32,
     )  # fmt: skip
 
@@ -530,7 +531,7 @@ def product_calls(monkeypatch):
     return calls
 
 
-@pytest.mark.parametrize("batch_size", [16, 64])
+@pytest.mark.parametrize("batch_size", [9, 16, 64])
 @pytest.mark.parametrize("fit_intercept", [True, False])
 @pytest.mark.parametrize("l2", ["none", "scalar", "per-coordinate"])
 @pytest.mark.parametrize("k", [None, 2])
@@ -539,8 +540,8 @@ def test_product_blocks_match_loop(
     rng, product_calls, batch_size, fit_intercept, l2, k, prepared
 ):
     # Without sample weights, blocks of one mini-batch over few features run
-    # as products of small matrices; 41 updates make groups of blocks and a
-    # last, shorter mini-batch.
+    # as products of small matrices (from 8 rows per mini-batch on); 41
+    # updates make groups of blocks and a last, shorter mini-batch.
     n, d = 40 * batch_size + 7, 6
     X, y, center, scale = make_problem(rng, n, d, k, offset=2.0)
     strengths = {"none": 0.0, "scalar": 0.05, "per-coordinate": np.linspace(0, 0.2, d)}
@@ -591,3 +592,90 @@ def test_product_blocks_only_where_they_pay(rng, product_calls):
     assert not product_calls
     sgd_pass(*small, batch_size=64)
     assert product_calls
+
+
+@pytest.fixture
+def chunk_calls(monkeypatch):
+    """Record the ``(start, stop, n_blocks, block)`` of every chunk run."""
+    calls = []
+    run = kernels._run_chunk
+
+    def recorded(*args):
+        calls.append(args[3:])
+        return run(*args)
+
+    monkeypatch.setattr(kernels, "_run_chunk", recorded)
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "block_size"), [(1, 8), (3, 12), (4, None), (9, None)]
+)
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("k", [None, 2])
+@pytest.mark.parametrize("l2", [0.0, 0.05])
+@pytest.mark.parametrize("prepared", [False, True])
+def test_padded_last_block_matches_loop(
+    rng, chunk_calls, batch_size, block_size, fit_intercept, k, l2, prepared
+):
+    # The rows after the last full block run as one more block of the last
+    # chunk, padded with rows of zeros; every length of that tail, whole
+    # mini-batches or not, with blocks of several mini-batches (a triangular
+    # solve per block) or of one (products of matrices).
+    block = block_size or {4: 64, 9: 9}[batch_size]
+    d = 4
+    shape = (d,) if k is None else (d, k)
+    for tail in range(block):
+        n = 2 * block + tail
+        X, y, center, scale = make_problem(rng, n, d, k, offset=1.0)
+        steps = stable_steps(X, center, scale, None, ceil(n / batch_size), rng)
+        if tail % 2:
+            steps = float(steps.min())
+        args = (X, y, None, rng.permutation(n), rng.standard_normal(shape),
+                np.full(shape[1:], 0.2), steps)  # fmt: skip
+        kw = dict(
+            l2=l2, center=center, scale=scale, fit_intercept=fit_intercept,
+            batch_size=batch_size, block_size=block_size,
+        )  # fmt: skip
+        rows = internal_rows(X, y, center, scale) if prepared else None
+        chunk_calls.clear()
+        got = sgd_pass(*args, average=True, rows=rows, **kw)
+        assert chunk_calls == [(0, n, 2 + (tail > 0), block)]
+        n_updates = ceil(n / batch_size)
+        steps = np.full(n_updates, steps) if np.ndim(steps) == 0 else steps
+        assert_pass_close(got, reference_pass(*args[:-1], steps, **kw))
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+@pytest.mark.parametrize("layout", ["dense", "csr"])
+def test_padded_last_block_with_weights(rng, chunk_calls, batch_size, layout):
+    X, y, center, scale = make_problem(rng, 2 * 24 + 17, 3, offset=1.0)
+    n = X.shape[0]
+    data = sp.csr_matrix(X) if layout == "csr" else X
+    sw = rng.uniform(0.0, 2.0, n)
+    sw[rng.permutation(n)[:5]] = 0.0
+    steps = stable_steps(X, center, scale, sw, ceil(n / batch_size), rng)
+    args = (data, y, sw, rng.permutation(n), np.zeros(3), 0.1, steps)
+    kw = dict(center=center, scale=scale, batch_size=batch_size, block_size=24)
+    check_against_loop(*args, **kw)
+    assert chunk_calls == [(0, n, 3, 24)]
+
+
+@pytest.mark.parametrize(
+    ("n", "chunks"), [(95, [(0, 95, 3, 40)]), (115, [(0, 80, 2, 40), (80, 115, 1, 35)])]
+)
+def test_decay_keeps_leftover_rows_apart_when_it_would_underflow(
+    rng, chunk_calls, n, chunks
+):
+    # Products of decay factors stay representable over at most 100 updates:
+    # a chunk holds two blocks of 40, and the leftover rows join it only
+    # while the chunk stays within 100 updates.
+    X, y, center, scale = make_problem(rng, n, 3)
+    eta = float(stable_steps(X, center, scale, None, 1, rng)[0])
+    factor = np.exp(kernels._LOG_TINY / 100.5)
+    steps = np.full(n, eta)
+    check_against_loop(
+        X, y, None, rng.permutation(n), np.ones(3), 0.5, steps,
+        l2=(1.0 - factor) / eta, center=center, scale=scale, block_size=40,
+    )  # fmt: skip
+    assert chunk_calls == chunks
