@@ -63,6 +63,10 @@ def weighted_moments(X, sample_weight):
     is first divided by its largest magnitude. Dense ``X`` is read a chunk
     of rows at a time and never copied.
     """
+    if type(X) is np.ndarray and X.size <= _CHUNK_ELEMENTS:
+        moments = _small_moments(X, sample_weight)
+        if moments is not None:
+            return moments
     xp, device = array_namespace(X)
     wide = widest_float(xp, device)
     weights = xp.astype(sample_weight, wide)
@@ -77,6 +81,22 @@ def weighted_moments(X, sample_weight):
         unit = _column_magnitude(X)
         mean, var = _moments(X, weights, unit)
     return mean * unit, xp.sqrt(var) * unit
+
+
+def _small_moments(X, sample_weight):
+    """Weighted means and standard deviations of a NumPy array of at most
+    one chunk, in a few whole-array operations; None when the values need
+    the rescaled computation."""
+    weights = np.asarray(sample_weight, dtype=np.float64)
+    weights = weights / weights.sum()
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        mean = weights @ X
+        centred = X - mean
+        centred *= centred
+        var = weights @ centred
+        if _needs_rescaling(mean, var):
+            return None
+    return mean, np.sqrt(var)
 
 
 def _moments(X, weights, unit):
