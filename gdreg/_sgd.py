@@ -140,10 +140,11 @@ class SGDLinearRegressor(BaseGDRegressor):
         exceed its minimum by at most ``tol * f`` (where that can be
         computed, see Notes); the default keeps the remaining error well
         below the spread of test scores between data splits (at 1e-3 it
-        moved test R^2 by up to 2e-3 on the benchmark data). An epoch improves when its objective is below
-        ``(1 - tol)`` times the reference: the best so far, or for 'auto'
-        the previous judged epoch (for early stopping: when the validation
-        score rises by more than ``tol``).
+        moved test R^2 by up to 2e-3 on the benchmark data). An epoch
+        improves when its objective is below ``(1 - tol)`` times the
+        reference: the best so far, or for 'auto' the previous judged epoch
+        (for early stopping: when the validation score rises by more than
+        ``tol``).
 
     n_iter_no_change : int, default=5
         Epochs without improvement in a row before stopping; with
