@@ -327,6 +327,18 @@ _WHITEN_MIN_CONDITION = 10.0
 _WHITEN_MAX_FEATURES = 500
 
 
+def _whitening_covariance(X, sample_weight, center, inv_scale, gram):
+    """The covariance ``C`` of the scaled rows (``gram`` when given), or
+    None when the number of features rules whitening out."""
+    n_features = X.shape[1]
+    if n_features < 2 or n_features > _WHITEN_MAX_FEATURES:
+        return None
+    if gram is not None:
+        return gram
+    C, _ = scaled_gram(X, center, inv_scale, sample_weight / sample_weight.sum())
+    return C
+
+
 def whitening_rotation(X, sample_weight, center, inv_scale, gram=None):
     """Matrix ``S`` that whitens the scaled design, with its inverse.
 
@@ -343,12 +355,9 @@ def whitening_rotation(X, sample_weight, center, inv_scale, gram=None):
     Returns ``(S, S^-1)``, or None when ``C`` is already well conditioned
     or when there are too many features for a ``(d, d)`` matrix to be cheap.
     """
-    n_features = X.shape[1]
-    if n_features < 2 or n_features > _WHITEN_MAX_FEATURES:
-        return None
-    C = gram
+    C = _whitening_covariance(X, sample_weight, center, inv_scale, gram)
     if C is None:
-        C, _ = scaled_gram(X, center, inv_scale, sample_weight / sample_weight.sum())
+        return None
     lam, Q = np.linalg.eigh(C)
     top = lam[-1]
     if top <= 0 or lam[0] * _WHITEN_MIN_CONDITION >= top:
@@ -378,12 +387,9 @@ def penalised_whitening(X, sample_weight, center, inv_scale, penalty, gram=None)
     conditioned, when there are too many features for a ``(d, d)`` matrix
     to be cheap, or when ``H`` is too close to singular to factor.
     """
-    n_features = X.shape[1]
-    if n_features < 2 or n_features > _WHITEN_MAX_FEATURES:
-        return None
-    C = gram
+    C = _whitening_covariance(X, sample_weight, center, inv_scale, gram)
     if C is None:
-        C, _ = scaled_gram(X, center, inv_scale, sample_weight / sample_weight.sum())
+        return None
     penalty = np.asarray(penalty, dtype=np.float64)
     H = C + np.diag(penalty)
     idle = np.diag(H) <= 0
