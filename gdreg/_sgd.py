@@ -631,14 +631,17 @@ class SGDLinearRegressor(BaseGDRegressor):
         n_features = X.shape[1]
         hessian = None
         if not partial and is_numpy_data(X) and internal.l1 is None:
-            gram = None
+            gram = weights = None
             if rows is not None and n_features <= _CERTIFICATE_MAX_FEATURES:
-                gram = _weighted_gram(rows[:, :n_features], sample_weight)
+                weights = _row_weights(sample_weight)
+                Z = rows[:, :n_features]
+                gram = Z.T @ (
+                    Z * (weights if np.ndim(weights) == 0 else weights[:, None])
+                )
             if self._whiten(internal, X, sample_weight, gram) and rows is not None:
                 rows[:, :n_features] = rows[:, :n_features] @ internal.rotation
             if gram is not None:
-                hessian = _hessian(rows, gram, internal, sample_weight,
-                                   self.fit_intercept)  # fmt: skip
+                hessian = _hessian(rows, gram, internal, weights, self.fit_intercept)
         V, b = internal.to_internal(_host(self._last_coef), _host(self._last_intercept))
 
         uniform_l2 = np.ptp(internal.l2) <= 1e-12 * max(internal.l2.max(), 1e-300)
@@ -668,9 +671,7 @@ class SGDLinearRegressor(BaseGDRegressor):
         start = sum(self._objective(X, y, sample_weight, internal)) if partial else None
         certificate = None
         if hessian is not None:
-            certificate = _GapCertificate(
-                rows, sample_weight, internal.l2, self.fit_intercept, hessian
-            )
+            certificate = _GapCertificate(rows, weights, internal.l2, hessian)
         # 'auto' with the certificate, without averaging or early stopping,
         # steers by the exact excess (see Notes): from the second epoch on,
         # it continues from the better of the last iterate and the epoch's
@@ -691,7 +692,6 @@ class SGDLinearRegressor(BaseGDRegressor):
             or (hooks is not None and hooks.per_step)
         )
         previous_excess = np.inf
-        penalised = internal.l1 is not None or bool(np.any(internal.l2))
         for epoch in range(max_epochs):
             order = rng.permutation(n_samples) if self.shuffle else np.arange(n_samples)
             steps = self._schedule_.steps(self.t_, n_updates)
@@ -719,7 +719,7 @@ class SGDLinearRegressor(BaseGDRegressor):
                 penalty = internal.penalty(V_out)
             elif result.coef_sum is None:
                 data_fit, excess = certificate.evaluate((V, b))
-                penalty = internal.penalty(V) if penalised else 0.0
+                penalty = internal.penalty(V)
             else:
                 V_mean = result.coef_sum / n_updates
                 b_mean = result.intercept_sum / n_updates
@@ -728,7 +728,7 @@ class SGDLinearRegressor(BaseGDRegressor):
                 )
                 if mean_excess < excess:
                     V, b, data_fit, excess = V_mean, b_mean, mean_fit, mean_excess
-                penalty = internal.penalty(V) if penalised else 0.0
+                penalty = internal.penalty(V)
             if per_epoch and certificate is not None:
                 self._set_last(internal, V, b, X)
                 self._publish(X)
@@ -1004,6 +1004,8 @@ class _Internal:
     def penalty(self, V):
         """The penalty's value: diagonal in the internal coordinates, also
         when they are rotated."""
+        if self.l1 is None and not self.l2.any():
+            return 0.0
         value = 0.5 * np.sum(_rows(self.l2, V) * V * V)
         if self.l1 is not None:
             value += np.sum(_rows(self.l1, V) * np.abs(V))
@@ -1020,34 +1022,23 @@ class _GapCertificate:
     A^T P A + L``, so at coefficients ``theta`` with gradient ``g`` the
     excess over the minimum is exactly ``g^T H^+ g / 2``. Evaluating it costs
     two products with the rows, as many as the objective alone would.
+    ``weights`` are ``P`` (one number when all are equal, see
+    :func:`_row_weights`) and ``hessian`` is ``A^T P A``.
     Directions of ``H`` below ``1e-10`` of its largest curvature (exact
     collinearity, up to rounding) are left out: gradients have no component
     there.
     """
 
-    def __init__(self, rows, sample_weight, l2, fit_intercept, hessian=None):
+    def __init__(self, rows, weights, l2, hessian):
         self.rows = rows
+        self.weights = weights
         self.n_features = l2.shape[0]
-        self.n_coords = self.n_features + int(fit_intercept)
+        self.n_coords = hessian.shape[0]
         self.n_targets = rows.shape[1] - self.n_features - 1
-        n_samples = rows.shape[0]
-        weights = np.asarray(sample_weight, dtype=np.float64)
-        # Equal weights are one number, which saves a product per epoch.
-        if np.all(weights == weights[0]):
-            self.weights = 1.0 / n_samples
-        else:
-            self.weights = weights / weights.sum()
         self.l2 = np.zeros(self.n_coords)
         self.l2[: self.n_features] = l2
         self.penalised = bool(np.any(self.l2))
-        if hessian is None:
-            A = rows[:, : self.n_coords]
-            if np.ndim(self.weights) == 0:
-                hessian = (A.T @ A) * self.weights
-            else:
-                hessian = A.T @ (A * self.weights[:, None])
-        H = hessian + np.diag(self.l2)
-        lam, Q = np.linalg.eigh(H)
+        lam, Q = np.linalg.eigh(hessian + np.diag(self.l2))
         keep = lam > 1e-10 * max(lam[-1], 1e-300)
         self.inverse = (Q[:, keep] / lam[keep]) @ Q[:, keep].T
         self.curvature = float(lam[keep].min(initial=np.inf))
@@ -1096,26 +1087,27 @@ class _GapCertificate:
         return results if len(candidates) > 1 else results[0]
 
 
-def _weighted_gram(Z, sample_weight):
-    """``Z^T P Z`` for sample weights normalised to ``P`` (summing to one)."""
+def _row_weights(sample_weight):
+    """Sample weights normalised to sum to one: the number ``1 / n`` when
+    they are all equal, which saves a product with the rows per use."""
     weights = np.asarray(sample_weight, dtype=np.float64)
     if np.all(weights == weights[0]):
-        return (Z.T @ Z) / Z.shape[0]
-    return Z.T @ (Z * (weights / weights.sum())[:, None])
+        return 1.0 / weights.size
+    return weights / weights.sum()
 
 
-def _hessian(rows, gram, internal, sample_weight, fit_intercept):
+def _hessian(rows, gram, internal, weights, fit_intercept):
     """The objective's Hessian without the penalty, over the internal
     coordinates (and the intercept), from the covariance ``gram`` of the
     unrotated scaled rows: ``R^T gram R`` for the rotation ``R``, bordered
-    by the weighted mean of the (rotated) rows and a 1 for the intercept."""
+    by the weighted mean of the (rotated) rows and a 1 for the intercept;
+    ``weights`` as from :func:`_row_weights`."""
     d = gram.shape[0]
     R = internal.rotation
     covariance = gram if R is None else R.T @ gram @ R
     if not fit_intercept:
         return covariance
-    weights = np.asarray(sample_weight, dtype=np.float64)
-    mean = (weights / weights.sum()) @ rows[:, :d]
+    mean = np.broadcast_to(weights, rows.shape[:1]) @ rows[:, :d]
     H = np.empty((d + 1, d + 1))
     H[:d, :d] = covariance
     H[:d, d] = H[d, :d] = mean

@@ -2,6 +2,7 @@
 
 import pickle
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from sklearn.linear_model import ElasticNet, LinearRegression, Ridge
 
 from gdreg import GDLinearRegressor, SGDLinearRegressor
 from gdreg._schedules import AutoSchedule
-from gdreg._sgd import _GapCertificate
+from gdreg._sgd import _GapCertificate, _hessian, _row_weights
 
 from .conftest import make_regression_data
 
@@ -56,6 +57,15 @@ def test_matches_ridge(regression_data):
     f = _objective(X, y, reg.coef_, reg.intercept_, l2=0.1)
     f_min = _objective(X, y, oracle.coef_, oracle.intercept_, l2=0.1)
     assert f <= f_min * (1 + 1e-4)
+
+
+@pytest.mark.parametrize("params", [{"penalty": "l2"}, {"penalty": "elasticnet"}])
+def test_loss_curve_ends_at_the_penalised_objective_of_the_fit(regression_data, params):
+    X, y = regression_data
+    reg = SGDLinearRegressor(alpha=0.1, random_state=0, **params).fit(X, y)
+    rho = 0.15 if params["penalty"] == "elasticnet" else 0.0
+    f = _objective(X, y, reg.coef_, reg.intercept_, l1=0.1 * rho, l2=0.1 * (1 - rho))
+    assert reg.loss_curve_[-1] == pytest.approx(f, rel=1e-9)
 
 
 def test_matches_elastic_net(regression_data):
@@ -362,19 +372,31 @@ def test_l2_penalty_with_more_features_than_samples_converges():
 @pytest.mark.parametrize("fit_intercept", [True, False])
 @pytest.mark.parametrize("n_targets", [1, 2])
 @pytest.mark.parametrize("penalised", [False, True])
-def test_gap_certificate_is_the_exact_excess(fit_intercept, n_targets, penalised):
-    """The certificate's excess equals the objective minus its minimum,
-    computed independently by a least-squares solve, with weights, a
-    per-coordinate L2 strength and an exactly collinear column."""
+@pytest.mark.parametrize("equal_weights", [True, False])
+def test_gap_certificate_is_the_exact_excess(
+    fit_intercept, n_targets, penalised, equal_weights
+):
+    """The certificate's excess, with the Hessian formed as fit forms it
+    (from the covariance of the rows before their rotation), equals the
+    objective minus its minimum, computed independently by a least-squares
+    solve; with weights, a per-coordinate L2 strength, a rotation and an
+    exactly collinear column."""
     rng = np.random.default_rng(3)
     n, d = 50, 4
-    Z = rng.standard_normal((n, d))
-    Z[:, 3] = 2.0 * Z[:, 1]
+    unrotated = rng.standard_normal((n, d)) + 0.3
+    unrotated[:, 3] = 2.0 * unrotated[:, 1]
+    rotation = rng.standard_normal((d, d))
+    Z = unrotated @ rotation
     y = rng.standard_normal((n, n_targets)) if n_targets > 1 else rng.standard_normal(n)
     rows = np.column_stack([Z, np.ones(n), -y])
-    weights = rng.uniform(0.5, 2.0, n)
+    weights = np.ones(n) if equal_weights else rng.uniform(0.5, 2.0, n)
     l2 = rng.uniform(0.1, 1.0, d) if penalised else np.zeros(d)
-    certificate = _GapCertificate(rows, weights, l2, fit_intercept)
+    P = _row_weights(weights)
+    assert np.ndim(P) == (0 if equal_weights else 1)
+    gram = unrotated.T @ (unrotated * np.broadcast_to(P, n)[:, None])
+    internal = SimpleNamespace(rotation=rotation)
+    hessian = _hessian(rows, gram, internal, P, fit_intercept)
+    certificate = _GapCertificate(rows, P, l2, hessian)
     V = rng.standard_normal((d, n_targets)) if n_targets > 1 else rng.standard_normal(d)
     b = rng.standard_normal(n_targets) if n_targets > 1 else rng.standard_normal()
     b = b if fit_intercept else 0.0 * b
