@@ -90,15 +90,27 @@ class AutoSchedule(AdaptiveSchedule):
     epoch whose objective rises has reached that floor, and halving the
     step lowers it; an epoch that improves only slowly is still on its way
     and keeps its step. The fit stops at a stalled epoch once the floor is
-    below ``tol``, or after ``patience`` stalled epochs in a row.
+    below ``tol``, or after ``patience`` stalled epochs in a row. When the
+    exact excess over the minimum is known, :meth:`end_certified_epoch`
+    steers the step instead.
     """
 
     def __init__(self, eta0, floor_per_step, tol, patience):
         super().__init__(eta0, patience=patience, factor=2.0)
         self.floor_per_step = floor_per_step
         self.tol = tol
-        # Contraction of the excess (in log units) since the last halving.
+        # Contraction of the excess (in log units) since the last cut.
         self.progress = np.inf
+        # The step before a cut: the next epoch glides from it to the new one.
+        self._glide_from = None
+
+    def steps(self, t, n_updates):
+        """One step for the epoch, or after a cut of the step steps falling
+        geometrically from the old step to the new one over the epoch."""
+        start, self._glide_from = self._glide_from, None
+        if start is None or n_updates < 2:
+            return float(self.eta)
+        return np.geomspace(start, self.eta, n_updates)
 
     def end_epoch(self, improved, rose=False):
         if improved:
@@ -111,22 +123,28 @@ class AutoSchedule(AdaptiveSchedule):
             self.eta /= self.factor
         return self.stalled < self.patience
 
-    def end_certified_epoch(self, excess, previous, n_updates, curvature):
+    def end_certified_epoch(self, excess, previous, n_updates, curvature, target):
         """Hear an epoch's exact excess over the minimum (and the previous
-        epoch's); halve the step when the excess fell by less than half of
-        what the step's contraction alone would give.
+        epoch's, or the starting point's); cut the step when the excess fell
+        by less than the step's contraction alone would give.
 
         Along a direction of curvature ``c`` an epoch of ``n_updates`` steps
         of size ``eta`` shrinks the error by about ``exp(-eta * n_updates *
         c)``, and the excess by its square. An excess that falls by less
         than ``exp(-eta * n_updates * c)`` (``c`` the smallest curvature,
         of the slowest direction) is held up by the noise of the stochastic
-        steps, which only a smaller step lowers. After a halving the step
+        steps, which only a smaller step lowers. Once the iterates have
+        settled, that noise falls about as the square of the step, so the
+        cut is ``sqrt(target / excess)`` (``target`` the excess that ends
+        the fit), kept between a quarter and a half: a deeper cut would slow
+        the contraction more than it lowers the noise. The next epoch's
+        steps glide from the old step to the new one. After a cut the step
         is kept until its contraction has had time to halve the excess, so
         that slow progress after a cut is not mistaken for noise.
         """
         rate = self.eta * n_updates * curvature
         self.progress += 2.0 * rate
         if excess > previous * np.exp(-rate) and self.progress >= np.log(2.0):
-            self.eta /= 2.0
+            self._glide_from = self.eta
+            self.eta *= min(0.5, max(0.25, np.sqrt(target / excess)))
             self.progress = 0.0

@@ -91,7 +91,7 @@ class SGDLinearRegressor(BaseGDRegressor):
         diverge on this data (see Notes). Where ``fit`` can compute the
         exact distance of the objective to its minimum (see Notes), it
         stops at the first epoch whose objective is within ``tol`` of the
-        minimum (relative), halves the step when an epoch shrank that
+        minimum (relative), cuts the step when an epoch shrank that
         distance by less than the step's own contraction explains, and from
         the second epoch on continues from the better of the last iterate
         and the mean iterate of the epoch; it also stops after
@@ -271,8 +271,13 @@ class SGDLinearRegressor(BaseGDRegressor):
     step: an epoch of ``k`` updates of size ``eta`` shrinks the error
     along the slowest direction (curvature ``c``) by about ``exp(-eta k
     c)``, so an excess that falls by less than that is held up by the
-    noise of the stochastic steps, and the step is halved (at most once per
-    halving of the excess that the step's contraction allows). From the
+    noise of the stochastic steps, and the step is cut, at most once per
+    halving of the excess that the step's contraction allows. The noise
+    falls about as the square of the step, so the cut is the square root
+    of the ratio of ``tol`` times the objective to the excess, kept between
+    a quarter and a half, and the next epoch's steps glide geometrically
+    from the old step to the new one. The first epoch is judged against
+    the excess of the starting point. From the
     second epoch on each pass also sums its iterates, and the next epoch
     starts from their mean when its excess is lower: averaging cancels much
     of the noise that holds the last iterate up (the first epoch, which
@@ -692,6 +697,7 @@ class SGDLinearRegressor(BaseGDRegressor):
             or (hooks is not None and hooks.per_step)
         )
         previous_excess = np.inf
+        initial = (V, b)
         for epoch in range(max_epochs):
             order = rng.permutation(n_samples) if self.shuffle else np.arange(n_samples)
             steps = self._schedule_.steps(self.t_, n_updates)
@@ -717,6 +723,13 @@ class SGDLinearRegressor(BaseGDRegressor):
                 )
                 data_fit, excess = certificate.evaluate((V_out, b_out))
                 penalty = internal.penalty(V_out)
+            elif certified and epoch == 0:
+                # The starting point's excess, in the same product, judges
+                # the first epoch's progress.
+                (data_fit, excess), (_, previous_excess) = certificate.evaluate(
+                    (V, b), initial
+                )
+                penalty = internal.penalty(V)
             elif result.coef_sum is None:
                 data_fit, excess = certificate.evaluate((V, b))
                 penalty = internal.penalty(V)
@@ -775,7 +788,8 @@ class SGDLinearRegressor(BaseGDRegressor):
                 stalled = 0 if improved else stalled + 1
                 previous = loss
                 self._schedule_.end_certified_epoch(
-                    excess, previous_excess, n_updates, certificate.curvature
+                    excess, previous_excess, n_updates, certificate.curvature,
+                    target=self.tol * max(loss, 1e-16 * reference),
                 )
                 previous_excess = excess
                 if stalled >= self.n_iter_no_change:

@@ -442,21 +442,38 @@ def test_auto_stops_within_tol_of_the_minimum(rng):
     assert reg.loss_curve_[-2] > certified
 
 
-def test_certified_schedule_halves_only_when_noise_holds_the_excess_up():
+def test_certified_schedule_cuts_only_when_noise_holds_the_excess_up():
     """The step is kept while the excess falls as fast as the step's
-    contraction explains, halved when it falls slower, and not halved
-    again before the new step has had time to halve the excess."""
+    contraction explains, cut when it falls slower, and not cut again
+    before the new step has had time to halve the excess."""
     schedule = AutoSchedule(0.1, floor_per_step=1.0, tol=1e-4, patience=5)
     # 10 updates of 0.1 at curvature 1: the error shrinks by exp(-1).
-    schedule.end_certified_epoch(0.1, 1.0, n_updates=10, curvature=1.0)
+    schedule.end_certified_epoch(0.1, 1.0, n_updates=10, curvature=1.0, target=0.0)
     assert schedule.current == 0.1
-    schedule.end_certified_epoch(0.09, 0.1, n_updates=10, curvature=1.0)
-    assert schedule.current == 0.05
-    # 2 * 0.05 * 10 = 1 >= log(2): the next slow epoch halves again...
-    schedule.end_certified_epoch(0.089, 0.09, n_updates=10, curvature=1.0)
+    # A target far below the excess: the deepest cut, a quarter.
+    schedule.end_certified_epoch(0.09, 0.1, n_updates=10, curvature=1.0, target=0.0)
     assert schedule.current == 0.025
-    # ...but with 2 * 0.025 * 10 * 0.5 = 0.25 < log(2) per epoch, two more
-    # slow epochs pass before the third halves.
-    for expected in (0.025, 0.025, 0.0125):
-        schedule.end_certified_epoch(0.089, 0.089, n_updates=10, curvature=0.5)
-        assert schedule.current == expected
+    # 2 * 0.025 * 10 = 0.5 < log(2): the next slow epoch keeps the step...
+    schedule.end_certified_epoch(0.089, 0.09, n_updates=10, curvature=1.0, target=0.0)
+    assert schedule.current == 0.025
+    # ...and the one after cuts it, by a half only, since the excess is
+    # within a factor 4 of the target.
+    schedule.end_certified_epoch(0.089, 0.089, n_updates=10, curvature=1.0,
+                                 target=0.089 / 4)  # fmt: skip
+    assert schedule.current == 0.0125
+    # In between, sqrt(target / excess).
+    schedule.progress = np.inf
+    schedule.end_certified_epoch(0.089, 0.089, n_updates=10, curvature=1.0,
+                                 target=0.089 / 9)  # fmt: skip
+    assert schedule.current == pytest.approx(0.0125 / 3)
+
+
+def test_certified_schedule_glides_to_a_cut_step_over_one_epoch():
+    """After a cut the next epoch's steps fall geometrically from the old
+    step to the new one; the epochs after it use the new step alone."""
+    schedule = AutoSchedule(0.1, floor_per_step=1.0, tol=1e-4, patience=5)
+    assert schedule.steps(0, 5) == 0.1
+    schedule.end_certified_epoch(1.0, 1.0, n_updates=10, curvature=1.0, target=0.0)
+    steps = schedule.steps(5, 5)
+    assert_allclose(steps, 0.1 * 0.25 ** (np.arange(5) / 4))
+    assert schedule.steps(10, 5) == 0.025
