@@ -788,7 +788,10 @@ class SGDLinearRegressor(BaseGDRegressor):
                 stalled = 0 if improved else stalled + 1
                 previous = loss
                 self._schedule_.end_certified_epoch(
-                    excess, previous_excess, n_updates, certificate.curvature,
+                    excess,
+                    previous_excess,
+                    n_updates,
+                    certificate.curvature,
                     target=self.tol * max(loss, 1e-16 * reference),
                 )
                 previous_excess = excess
