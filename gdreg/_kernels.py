@@ -228,15 +228,61 @@ def sgd_pass(
     triangular form does not cover; a caller that needs momentum has to run
     the updates one mini-batch at a time.
     """
-    data = _prepare(
-        X, y, sample_weight, order, steps, l2, l1, center, scale,
-        fit_intercept, batch_size, block_size, rotation, average, rows,
+    passes = SGDPasses(
+        X, y, sample_weight, l2=l2, l1=l1, center=center, scale=scale,
+        fit_intercept=fit_intercept, batch_size=batch_size,
+        block_size=block_size, rotation=rotation, rows=rows,
     )  # fmt: skip
-    state = _PassState(data, coef, intercept, average)
-    space = _Workspace(data)
-    for start, stop, n_blocks, block in _chunks(data):
-        _run_chunk(data, state, space, start, stop, n_blocks, block)
-    return state.result(data, y)
+    return passes.run(order, coef, intercept, steps, average=average)
+
+
+class SGDPasses:
+    """Passes of :func:`sgd_pass` over the same data, checked once.
+
+    The arguments are those of :func:`sgd_pass` that stay fixed from pass to
+    pass; :meth:`run` takes the others. The inputs are checked and put in the
+    kernel's forms once, and the buffers of the gathered rows and of the
+    blocks' systems are kept from one pass to the next, which on small data
+    is a good part of a pass's cost. The arrays passed in must not change
+    while the object is in use.
+    """
+
+    def __init__(
+        self,
+        X,
+        y,
+        sample_weight=None,
+        *,
+        l2=0.0,
+        l1=None,
+        center=None,
+        scale=None,
+        fit_intercept=True,
+        batch_size=1,
+        block_size=None,
+        rotation=None,
+        rows=None,
+    ):
+        self._fixed = _prepare_fixed(
+            X, y, sample_weight, l2, l1, center, scale, fit_intercept,
+            batch_size, rotation, rows,
+        )  # fmt: skip
+        self._block_size = block_size
+        self._vector = np.ndim(y) == 1
+        self._space = None
+
+    def run(self, order, coef, intercept, steps, average=False) -> SGDPassResult:
+        """One pass over the rows ``order`` from ``(coef, intercept)`` with
+        the given steps, as :func:`sgd_pass` makes it."""
+        data = _prepare_pass(self._fixed, order, steps, self._block_size, average)
+        if self._space is None:
+            self._space = _Workspace(data)
+        else:
+            self._space.data = data
+        state = _PassState(data, coef, intercept, average)
+        for start, stop, n_blocks, block in _chunks(data):
+            _run_chunk(data, state, self._space, start, stop, n_blocks, block)
+        return state.result(data, self._vector)
 
 
 def internal_rows(
@@ -440,33 +486,23 @@ class _PassData(NamedTuple):
     block: int
     rows: np.ndarray | None
     l2_features: np.ndarray | None
+    l2: float = 0.0
 
 
-def _prepare(
-    X, y, sample_weight, order, steps, l2, l1, center, scale,
-    fit_intercept, batch_size, block_size, rotation, average, rows,
+def _prepare_fixed(
+    X, y, sample_weight, l2, l1, center, scale, fit_intercept, batch_size,
+    rotation, rows,
 ) -> _PassData:  # fmt: skip
-    """Check the shapes and precompute the per-row step factors of a pass."""
+    """Check and convert the inputs that stay fixed from pass to pass; the
+    order, steps, decay and block length are filled in by
+    :func:`_prepare_pass`."""
     n, d = X.shape
-    order = np.asarray(order, dtype=np.intp).ravel()
-    # Negative indices read as unsigned exceed any row count.
-    if order.size and order.view(np.uintp).max() >= n:
-        raise ValueError(f"order must hold row indices in [0, {n}).")
     m = int(batch_size)
     if m < 1:
         raise ValueError(f"batch_size must be a positive integer; got {m}.")
-    n_updates = ceil(order.size / m)
-    steps = _check_steps(steps, n_updates)
     sparse = not isinstance(X, np.ndarray) and sp.issparse(X)
     dense_blocks = not sparse or d <= _DENSE_BLOCKS_MAX_FEATURES
     l2, l2_features = _check_l2(l2, d, dense_blocks)
-    decay = None
-    if l2 > 0 and n_updates:
-        # With one strength per coordinate, the largest sets how far the
-        # products of decay factors may run before they underflow.
-        decay = 1.0 - np.broadcast_to(steps, (n_updates,)) * l2
-        if decay.min() <= 0.0:
-            raise ValueError(f"every steps[k] * l2 must be below 1; got l2={l2}.")
     Y = np.asarray(y).reshape(n, -1)
     if sample_weight is not None:
         sample_weight = np.asarray(sample_weight, dtype=np.float64)
@@ -490,22 +526,21 @@ def _prepare(
     scale = _optional(scale, 1.0)
     if X.dtype.type not in (np.float32, np.float64):
         X = X.astype(np.float64)
+    # Whether blocks of one mini-batch could run as products; the block
+    # length of each pass decides.
     products = (
         dense_blocks
         and l1 is None
         and sample_weight is None
         and _products_pay(m, d + 1 + Y.shape[1])
     )
-    block = _block_length(d, m, products) if block_size is None else int(block_size)
-    block = _limit_block(max(m, block // m * m), m, decay)
-    products = products and block == m
     return _PassData(
         X=sp.csr_matrix(X) if sparse else X,
         Y=Y,
-        order=order,
+        order=np.empty(0, dtype=np.intp),
         sample_weight=sample_weight,
-        steps=steps,
-        decay=decay,
+        steps=1.0,
+        decay=None,
         center=_optional(center, 0.0),
         scale=scale,
         inv_scale=None if scale is None else 1.0 / scale,
@@ -513,13 +548,48 @@ def _prepare(
         l1=None if l1 is None else np.asarray(l1, dtype=np.float64),
         dense_blocks=dense_blocks,
         products=products,
-        decaying=decay is not None,
+        decaying=False,
         fit_intercept=bool(fit_intercept),
-        average=bool(average),
+        average=False,
         batch_size=m,
-        block=block,
+        block=m,
         rows=rows,
         l2_features=l2_features,
+        l2=l2,
+    )
+
+
+def _prepare_pass(fixed: _PassData, order, steps, block_size, average) -> _PassData:
+    """The data of one pass: ``fixed`` (from :func:`_prepare_fixed`) with the
+    pass's checked order and steps, the decay factors of its updates and
+    its block length."""
+    n, m, l2 = fixed.X.shape[0], fixed.batch_size, fixed.l2
+    order = np.asarray(order, dtype=np.intp).ravel()
+    # Negative indices read as unsigned exceed any row count.
+    if order.size and order.view(np.uintp).max() >= n:
+        raise ValueError(f"order must hold row indices in [0, {n}).")
+    n_updates = ceil(order.size / m)
+    steps = _check_steps(steps, n_updates)
+    decay = None
+    if l2 > 0 and n_updates:
+        # With one strength per coordinate, the largest sets how far the
+        # products of decay factors may run before they underflow.
+        decay = 1.0 - np.broadcast_to(steps, (n_updates,)) * l2
+        if decay.min() <= 0.0:
+            raise ValueError(f"every steps[k] * l2 must be below 1; got l2={l2}.")
+    d = fixed.X.shape[1]
+    block = (
+        _block_length(d, m, fixed.products) if block_size is None else int(block_size)
+    )
+    block = _limit_block(max(m, block // m * m), m, decay)
+    return fixed._replace(
+        order=order,
+        steps=steps,
+        decay=decay,
+        decaying=decay is not None,
+        products=fixed.products and block == m,
+        average=bool(average),
+        block=block,
     )
 
 
@@ -683,9 +753,10 @@ class _PassState:
         self.sq_loss = 0.0
         self.sums = np.zeros((d + 1, k)) if average else None
 
-    def result(self, data: _PassData, y) -> SGDPassResult:
-        """Package the weights in the shapes the caller passed."""
-        d, vector = data.X.shape[1], np.ndim(y) == 1
+    def result(self, data: _PassData, vector: bool) -> SGDPassResult:
+        """Package the weights in the shapes the caller passed: ``vector``
+        when ``y`` was one-dimensional."""
+        d = data.X.shape[1]
         coef, b = _split(self.w[: d + 1], vector)
         sums = (None, None)
         if self.sums is not None:

@@ -110,7 +110,12 @@ class AutoSchedule(AdaptiveSchedule):
         start, self._glide_from = self._glide_from, None
         if start is None or n_updates < 2:
             return float(self.eta)
-        return np.geomspace(start, self.eta, n_updates)
+        # The geometric sequence in two calls (np.geomspace costs tenfold).
+        ratio = (self.eta / start) ** (1.0 / (n_updates - 1))
+        steps = np.power(ratio, np.arange(n_updates, dtype=np.float64))
+        steps *= start
+        steps[-1] = self.eta
+        return steps
 
     def end_epoch(self, improved, rose=False):
         if improved:

@@ -13,9 +13,9 @@ from sklearn.utils.extmath import safe_sparse_dot
 from ._base import BaseGDRegressor, FitHooks
 from ._kernels import (
     _DENSE_BLOCKS_MAX_FEATURES,
+    SGDPasses,
     internal_rows,
     row_norms_sq,
-    sgd_pass,
 )
 from ._objective import soft_threshold
 from ._scaling import (
@@ -698,12 +698,13 @@ class SGDLinearRegressor(BaseGDRegressor):
         )
         previous_excess = np.inf
         initial = (V, b)
+        passes = self._passes(X, y, internal, velocity, uniform_l2, rows)
         for epoch in range(max_epochs):
             order = rng.permutation(n_samples) if self.shuffle else np.arange(n_samples)
             steps = self._schedule_.steps(self.t_, n_updates)
             with np.errstate(over="ignore", invalid="ignore"):
                 result, velocity = self._pass(
-                    X, y, internal, order, V, b, steps, velocity, uniform_l2, rows,
+                    X, y, internal, order, V, b, steps, velocity, passes,
                     average=self.average or (certified and epoch > 0),
                 )  # fmt: skip
             self.t_ += n_updates
@@ -835,32 +836,37 @@ class SGDLinearRegressor(BaseGDRegressor):
                 ConvergenceWarning,
             )
 
-    def _pass(self, X, y, internal, order, V, b, steps, velocity, uniform_l2,
-              rows=None, average=False):  # fmt: skip
-        """One pass over ``order``: the exact blocked kernel where it applies,
-        else one mini-batch at a time (always for data of libraries other than
-        NumPy); ``rows`` are the kernel's prepared internal rows, if any, and
-        ``average`` asks for the sums of the iterates. Returns the result and
-        the velocity."""
+    def _passes(self, X, y, internal, velocity, uniform_l2, rows):
+        """The exact blocked kernel's passes over this data, or None where it
+        does not apply: data of libraries other than NumPy, momentum, and
+        wide sparse data with an L2 strength per coordinate run one
+        mini-batch at a time. ``rows`` are the kernel's prepared internal
+        rows, if any."""
         if not is_numpy_data(X):
-            return _minibatch_loop_pass_xp(
-                X, y, internal, order, V, b, steps, self._batch,
-                self.fit_intercept, average, self.momentum, velocity,
-            )  # fmt: skip
+            return None
         wide = sp.issparse(X) and X.shape[1] > _DENSE_BLOCKS_MAX_FEATURES
         if velocity is not None or (wide and not uniform_l2):
-            return _minibatch_loop_pass(
-                X, y, internal, order, V, b, steps, self._batch,
-                self.fit_intercept, average, self.momentum, velocity,
-            )  # fmt: skip
-        result = sgd_pass(
-            X, y, internal.steps_weight, order, V, b, steps,
+            return None
+        return SGDPasses(
+            X, y, internal.steps_weight,
             l2=float(internal.l2.max(initial=0)) if uniform_l2 else internal.l2,
             l1=internal.l1, center=internal.center, scale=internal.scale,
             fit_intercept=self.fit_intercept, batch_size=self._batch,
-            average=average, rotation=internal.rotation, rows=rows,
+            rotation=internal.rotation, rows=rows,
         )  # fmt: skip
-        return result, None
+
+    def _pass(self, X, y, internal, order, V, b, steps, velocity, passes,
+              average=False):  # fmt: skip
+        """One pass over ``order``: with ``passes`` (see ``_passes``) by the
+        exact blocked kernel, else one mini-batch at a time; ``average`` asks
+        for the sums of the iterates. Returns the result and the velocity."""
+        if passes is not None:
+            return passes.run(order, V, b, steps, average=average), None
+        loop = _minibatch_loop_pass if is_numpy_data(X) else _minibatch_loop_pass_xp
+        return loop(
+            X, y, internal, order, V, b, steps, self._batch,
+            self.fit_intercept, average, self.momentum, velocity,
+        )  # fmt: skip
 
     def _objective(self, X, y, sample_weight, internal):
         """The data-fit and penalty parts of the objective of the published
