@@ -195,6 +195,30 @@ def test_float32_input(rng):
     assert_allclose(got.coef, single[0], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("l2", [0.0, 0.05])
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_passes_reuse_buffers_without_carrying_state(rng, l2, batch_size):
+    """Successive passes of one SGDPasses, with orders of different lengths,
+    step arrays and scalars, and averaging on and off, give exactly the
+    results of fresh sgd_pass calls."""
+    X, y, center, scale = make_problem(rng, 300, 4, offset=1.0)
+    kw = dict(l2=l2, center=center, scale=scale, batch_size=batch_size)
+    passes = kernels.SGDPasses(X, y, None, **kw)
+    coef, intercept = rng.standard_normal(4), 0.5
+    for size, average in [(300, False), (37, True), (300, True), (123, False)]:
+        order = rng.permutation(300)[:size]
+        n_updates = ceil(size / batch_size)
+        steps = stable_steps(X, center, scale, None, n_updates, rng)
+        steps = steps if average else float(steps[0])
+        got = passes.run(order, coef, intercept, steps, average=average)
+        want = sgd_pass(
+            X, y, None, order, coef, intercept, steps, average=average, **kw
+        )
+        for g, e in zip(got, want):
+            assert_array_equal(g, e)
+        coef, intercept = got.coef, got.intercept
+
+
 def test_inputs_unchanged_and_deterministic(rng):
     X, y, center, scale = make_problem(rng, 300, 4, offset=1.0)
     sw = rng.uniform(0.5, 1.5, 300)
