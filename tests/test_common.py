@@ -10,16 +10,16 @@ from gdreg import GDLinearRegressor, SGDLinearRegressor
 # it exactly, so the default estimator passes. With an L2 penalty the
 # samples' gradients do not vanish at the minimum: stochastic steps keep the
 # iterates in a noise band whose width the step sets, and the default rule
-# stops each fit once its objective is certified within tol=2e-4 of the
+# stops each fit once its objective is certified within tol=3e-4 of the
 # minimum, which leaves the weighted and the repeated-sample predictions up
-# to about 2e-4 apart.
+# to about 3e-4 apart.
 # GDLinearRegressor passes these checks with any penalty.
 _SLOW_PENALISED_SGD = {
     "check_sample_weight_equivalence_on_dense_data": (
-        "penalised SGD stops in a noise band about 2e-4 wide, not 1e-7"
+        "penalised SGD stops in a noise band about 3e-4 wide, not 1e-7"
     ),
     "check_sample_weight_equivalence_on_sparse_data": (
-        "penalised SGD stops in a noise band about 2e-4 wide, not 1e-7"
+        "penalised SGD stops in a noise band about 3e-4 wide, not 1e-7"
     ),
 }
 
