@@ -141,10 +141,9 @@ class SGDLinearRegressor(BaseGDRegressor):
         computed, see Notes). On the benchmark's ten data sets (5 splits, 3
         seeds each) the default kept the mean test R^2 at most 3.2e-4 below
         that of scikit-learn's ``LinearRegression``, single fits at most
-        3.4e-3;
-        1e-3 saved a further 0.9 epochs on average but let the mean fall
-        2.2e-3 below, single fits 1.1e-2. An epoch
-        improves when its objective is below ``(1 - tol)`` times the
+        3.4e-3; 1e-3 saved a further 0.9 epochs on average but let the mean
+        fall 2.2e-3 below, single fits 1.1e-2. An epoch improves when its
+        objective is below ``(1 - tol)`` times the
         reference: the best so far, or for 'auto' the previous judged epoch
         (for early stopping: when the validation score rises by more than
         ``tol``).
