@@ -140,8 +140,10 @@ class AutoSchedule(AdaptiveSchedule):
         of the slowest direction) is held up by the noise of the stochastic
         steps, which only a smaller step lowers. Once the iterates have
         settled, that noise falls about as the square of the step, so the
-        cut is ``sqrt(target / excess)`` (``target`` the excess that ends
-        the fit), kept between a quarter and a half: a deeper cut would slow
+        cut is ``sqrt(target / (2 * excess))`` (``target`` the excess that
+        ends the fit): it aims at half the target, since noise that only
+        just reaches the target leaves even odds of one more epoch. It is
+        kept between a fifth and a half: a deeper cut would slow
         the contraction more than it lowers the noise. The next epoch's
         steps glide from the old step to the new one. After a cut the step
         is kept until its contraction has had time to halve the excess, so
@@ -151,5 +153,5 @@ class AutoSchedule(AdaptiveSchedule):
         self.progress += 2.0 * rate
         if excess > previous * np.exp(-rate) and self.progress >= np.log(2.0):
             self._glide_from = self.eta
-            self.eta *= min(0.5, max(0.25, np.sqrt(target / excess)))
+            self.eta *= min(0.5, max(0.2, np.sqrt(0.5 * target / excess)))
             self.progress = 0.0

@@ -139,11 +139,12 @@ class SGDLinearRegressor(BaseGDRegressor):
         With 'auto', ``fit`` stops once the objective ``f`` is certified to
         exceed its minimum by at most ``tol * f`` (where that can be
         computed, see Notes). On the benchmark's ten data sets (5 splits, 3
-        seeds each) the default kept the mean test R^2 at most 3.2e-4 below
-        that of scikit-learn's ``LinearRegression``, single fits at most
-        3.4e-3; 1e-3 saved a further 0.9 epochs on average but let the mean
-        fall 2.2e-3 below, single fits 1.1e-2. An epoch improves when its
-        objective is below ``(1 - tol)`` times the
+        seeds each) the default kept the test R^2, averaged over a data
+        set, at most 3.2e-4 below that of scikit-learn's
+        ``LinearRegression``, and averaged over the seeds of one split at
+        most 9.3e-4 below; 1e-3 saved 0.9 epochs on average but let the
+        latter fall 1.7e-3 below. An epoch improves when its objective is
+        below ``(1 - tol)`` times the
         reference: the best so far, or for 'auto' the previous judged epoch
         (for early stopping: when the validation score rises by more than
         ``tol``).
@@ -276,8 +277,10 @@ class SGDLinearRegressor(BaseGDRegressor):
     noise of the stochastic steps, and the step is cut, at most once per
     halving of the excess that the step's contraction allows. The noise
     falls about as the square of the step, so the cut is the square root
-    of the ratio of ``tol`` times the objective to the excess, kept between
-    a quarter and a half, and the next epoch's steps glide geometrically
+    of the ratio of half of ``tol`` times the objective to the excess (it
+    aims below the target, which noise only just reaching it would leave
+    to chance), kept between a fifth and a half, and the next epoch's
+    steps glide geometrically
     from the old step to the new one. The first epoch is judged against
     the excess of the starting point. From the
     second epoch on each pass also sums its iterates, and the next epoch

@@ -450,22 +450,22 @@ def test_certified_schedule_cuts_only_when_noise_holds_the_excess_up():
     # 10 updates of 0.1 at curvature 1: the error shrinks by exp(-1).
     schedule.end_certified_epoch(0.1, 1.0, n_updates=10, curvature=1.0, target=0.0)
     assert schedule.current == 0.1
-    # A target far below the excess: the deepest cut, a quarter.
+    # A target far below the excess: the deepest cut, a fifth.
     schedule.end_certified_epoch(0.09, 0.1, n_updates=10, curvature=1.0, target=0.0)
-    assert schedule.current == 0.025
-    # 2 * 0.025 * 10 = 0.5 < log(2): the next slow epoch keeps the step...
+    assert schedule.current == pytest.approx(0.02)
+    # 2 * 0.02 * 10 = 0.4 < log(2): the next slow epoch keeps the step...
     schedule.end_certified_epoch(0.089, 0.09, n_updates=10, curvature=1.0, target=0.0)
-    assert schedule.current == 0.025
-    # ...and the one after cuts it, by a half only, since the excess is
-    # within a factor 4 of the target.
+    assert schedule.current == pytest.approx(0.02)
+    # ...and the one after cuts it, by a half only, since half the target
+    # is within a factor 4 of the excess.
     schedule.end_certified_epoch(0.089, 0.089, n_updates=10, curvature=1.0,
-                                 target=0.089 / 4)  # fmt: skip
-    assert schedule.current == 0.0125
-    # In between, sqrt(target / excess).
+                                 target=0.089 / 2)  # fmt: skip
+    assert schedule.current == pytest.approx(0.01)
+    # In between, sqrt(target / (2 * excess)).
     schedule.progress = np.inf
     schedule.end_certified_epoch(0.089, 0.089, n_updates=10, curvature=1.0,
-                                 target=0.089 / 9)  # fmt: skip
-    assert schedule.current == pytest.approx(0.0125 / 3)
+                                 target=0.089 * 2 / 9)  # fmt: skip
+    assert schedule.current == pytest.approx(0.01 / 3)
 
 
 def test_certified_schedule_glides_to_a_cut_step_over_one_epoch():
@@ -475,5 +475,5 @@ def test_certified_schedule_glides_to_a_cut_step_over_one_epoch():
     assert schedule.steps(0, 5) == 0.1
     schedule.end_certified_epoch(1.0, 1.0, n_updates=10, curvature=1.0, target=0.0)
     steps = schedule.steps(5, 5)
-    assert_allclose(steps, 0.1 * 0.25 ** (np.arange(5) / 4))
-    assert schedule.steps(10, 5) == 0.025
+    assert_allclose(steps, 0.1 * 0.2 ** (np.arange(5) / 4))
+    assert schedule.steps(10, 5) == pytest.approx(0.02)
