@@ -996,7 +996,9 @@ def _run_chunk(
         Q, R, shift, rows_sum = _solve_sparse(data, state.w, idx, plan, n_blocks, block)
 
     if plan.weight is None:
-        state.sq_loss += float(np.vdot(R, R))
+        # Not np.vdot: a long BLAS dot product may wake threads, which can
+        # cost milliseconds (see gdreg._sgd._average).
+        state.sq_loss += float(np.einsum("ij,ij->", R, R))
     else:
         state.sq_loss += float(np.einsum("i,ij,ij->", plan.weight, R, R))
     if state.sums is not None:

@@ -477,3 +477,32 @@ def test_certified_schedule_glides_to_a_cut_step_over_one_epoch():
     steps = schedule.steps(5, 5)
     assert_allclose(steps, 0.1 * 0.2 ** (np.arange(5) / 4))
     assert schedule.steps(10, 5) == pytest.approx(0.02)
+
+
+def test_fit_runs_blas_on_one_thread_on_mid_sized_data(monkeypatch):
+    """Data whose products BLAS would thread, up to 2**22 values, run with
+    one BLAS thread during the fit; small data and after the fit, the
+    process's own setting."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    controller = threadpoolctl.ThreadpoolController().select(user_api="blas")
+    if not controller.lib_controllers:
+        pytest.skip("no BLAS library that threadpoolctl controls")
+    before = [lib.num_threads for lib in controller.lib_controllers]
+    if max(before) == 1:
+        pytest.skip("BLAS already runs on one thread: no limit to observe")
+    seen = []
+    run = SGDLinearRegressor._run
+
+    def spy(self, *args, **kwargs):
+        seen.append([lib.get_num_threads() for lib in controller.lib_controllers])
+        return run(self, *args, **kwargs)
+
+    monkeypatch.setattr(SGDLinearRegressor, "_run", spy)
+    rng = np.random.default_rng(0)
+    for n_samples, n_features in [(20_000, 4), (300, 4)]:
+        X = rng.standard_normal((n_samples, n_features))
+        y = X @ np.ones(n_features)
+        SGDLinearRegressor(max_iter=2, random_state=0).fit(X, y)
+    assert seen[0] == [1] * len(before)
+    assert seen[1] == before
+    assert [lib.get_num_threads() for lib in controller.lib_controllers] == before
