@@ -442,6 +442,36 @@ def test_auto_stops_within_tol_of_the_minimum(rng):
     assert reg.loss_curve_[-2] > certified
 
 
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_integer_weights_reach_the_minimum_of_the_repeated_rows(batch_size):
+    """The data of scikit-learn's sample-weight equivalence check, with an
+    L2 penalty: a fit with integer weights (zeros included) and a fit on the
+    rows repeated as often are both certified within ``tol`` of the one
+    minimum of the repeated rows' objective. (Their predictions differ by
+    the noise that ``tol`` allows, about 3e-4, not 1e-7: see
+    tests/test_common.py.)"""
+    rng = np.random.RandomState(42)
+    X = rng.rand(15, 30)
+    y = rng.randint(0, 3, size=15).astype(float)
+    weights = rng.randint(0, 5, size=15)
+    X_repeated, y_repeated = X.repeat(weights, axis=0), y.repeat(weights)
+    alpha, tol = 1e-3, 3e-4
+    # The minimum from the normal equations with an unpenalised intercept.
+    A = np.column_stack([X_repeated, np.ones(len(y_repeated))])
+    penalty = np.r_[np.full(30, alpha), 0.0]
+    best = np.linalg.solve(
+        A.T @ A / len(y_repeated) + np.diag(penalty), A.T @ y_repeated / len(y_repeated)
+    )
+    f_min = _objective(X_repeated, y_repeated, best[:30], best[30], l2=alpha)
+    params = dict(penalty="l2", alpha=alpha, tol=tol, batch_size=batch_size)
+    weighted = SGDLinearRegressor(random_state=0, **params)
+    weighted.fit(X, y, sample_weight=weights)
+    repeated = SGDLinearRegressor(random_state=1, **params).fit(X_repeated, y_repeated)
+    for reg in (weighted, repeated):
+        f = _objective(X_repeated, y_repeated, reg.coef_, reg.intercept_, l2=alpha)
+        assert f_min <= f <= f_min / (1 - tol) * (1 + 1e-9)
+
+
 def test_certified_schedule_cuts_only_when_noise_holds_the_excess_up():
     """The step is kept while the excess falls as fast as the step's
     contraction explains, cut when it falls slower, and not cut again
