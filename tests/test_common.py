@@ -13,9 +13,9 @@ from gdreg import GDLinearRegressor, SGDLinearRegressor
 # stops each fit once its objective is certified within tol=3e-4 of the
 # minimum, which leaves the weighted and the repeated-sample predictions up
 # to about 3e-4 apart. Tighter tolerances shrink the gap only slowly (at
-# tol=1e-14, after 5,009 epochs, it was still 4e-8, against the check's
-# relative 1e-7 on predictions down to 0.2). What the check asks is tested
-# at the tolerance instead: test_sgd.py's
+# tol=1e-14, after up to 5,009 epochs, it was still 4e-8, or 1.6e-5 of a
+# prediction near 1e-3, against the check's relative 1e-7). What the check
+# asks is tested at the tolerance instead: test_sgd.py's
 # test_integer_weights_reach_the_minimum_of_the_repeated_rows certifies both
 # fits within tol of the repeated rows' minimum on the check's data.
 # GDLinearRegressor passes these checks with any penalty.
