@@ -225,6 +225,16 @@ class SGDLinearRegressor(BaseGDRegressor):
     the samples up to rounding, at the speed of matrix products. The
     intercept starts at the mean target.
 
+    An integer weight is equivalent to repeating the sample that many times
+    in the objective, so both fits end within ``tol`` of the same minimum;
+    but their stochastic paths differ, and with a penalty, whose minimum
+    the samples' own gradients do not vanish at, they stop apart by the
+    noise that ``tol`` allows (about ``3e-4`` in the predictions of
+    scikit-learn's sample-weight equivalence check, which asks for
+    ``1e-7``). Without a penalty, on data a linear model fits exactly (as in
+    that check), every sample's gradient vanishes at the minimum and the
+    two fits agree.
+
     The 'auto' step is one over the mean of the ``batch_size`` largest
     values of :math:`s_i (\\lVert z_i \\rVert^2 + k)` (:math:`k` is 1 with
     an intercept, 0 without; :math:`z_i` are the internal rows, whitened
