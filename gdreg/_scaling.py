@@ -352,8 +352,10 @@ def whitening_rotation(X, sample_weight, center, inv_scale, gram=None):
 
     ``gram``, when given, is ``C`` already computed.
 
-    Returns ``(S, S^-1)``, or None when ``C`` is already well conditioned
-    or when there are too many features for a ``(d, d)`` matrix to be cheap.
+    Returns ``(S, S^-1, B)``, ``B`` the orthonormal basis of the informative
+    directions (so that ``S^T C S = B B^T``), or None when ``C`` is already
+    well conditioned or when there are too many features for a ``(d, d)``
+    matrix to be cheap.
     """
     C = _whitening_covariance(X, sample_weight, center, inv_scale, gram)
     if C is None:
@@ -365,7 +367,7 @@ def whitening_rotation(X, sample_weight, center, inv_scale, gram=None):
     informative = lam > 1e-10 * top
     factor = np.where(informative, 1.0 / np.sqrt(np.where(informative, lam, 1)), 1.0)
     factor[~informative] = 1.0 / np.sqrt(top)
-    return (Q * factor) @ Q.T, (Q / factor) @ Q.T
+    return (Q * factor) @ Q.T, (Q / factor) @ Q.T, Q[:, informative]
 
 
 def penalised_whitening(X, sample_weight, center, inv_scale, penalty, gram=None):

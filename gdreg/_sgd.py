@@ -623,11 +623,16 @@ class SGDLinearRegressor(BaseGDRegressor):
     def _whiten(self, internal, X, sample_weight, gram=None):
         """Rotate ``internal`` to whitened coordinates where that pays (see
         Notes); ``gram`` is the covariance of the scaled rows if already
-        computed. Returns whether it rotated."""
+        computed. Returns whether it rotated. Without a penalty it also
+        sets ``internal.informative``, the basis of the directions in which
+        the rotated covariance is the identity (it is zero in the others)."""
         if internal.l2.max(initial=0) == 0:
-            rotation = whitening_rotation(
+            whitened = whitening_rotation(
                 X, sample_weight, internal.center, internal.inv_scale, gram
             )
+            rotation = None if whitened is None else whitened[:2]
+            if whitened is not None:
+                internal.informative = whitened[2]
             penalty = internal.l2
         else:
             whitened = penalised_whitening(
@@ -661,7 +666,7 @@ class SGDLinearRegressor(BaseGDRegressor):
         # With the internal copy of the rows, their covariance comes from
         # it, and the copy is rotated in place.
         n_features = X.shape[1]
-        hessian = None
+        certificate = None
         if not partial and is_numpy_data(X) and internal.l1 is None:
             gram = weights = None
             if rows is not None and n_features <= _CERTIFICATE_MAX_FEATURES:
@@ -673,7 +678,9 @@ class SGDLinearRegressor(BaseGDRegressor):
             if self._whiten(internal, X, sample_weight, gram) and rows is not None:
                 rows[:, :n_features] = rows[:, :n_features] @ internal.rotation
             if gram is not None:
-                hessian = _hessian(rows, gram, internal, weights, self.fit_intercept)
+                certificate = _certificate(
+                    rows, gram, internal, weights, self.fit_intercept
+                )
         V, b = internal.to_internal(_host(self._last_coef), _host(self._last_intercept))
 
         uniform_l2 = np.ptp(internal.l2) <= 1e-12 * max(internal.l2.max(), 1e-300)
@@ -701,9 +708,6 @@ class SGDLinearRegressor(BaseGDRegressor):
         if validation is not None:
             X_validation, y_validation = _rows_of(validation, X_all, y_all)
         start = sum(self._objective(X, y, sample_weight, internal)) if partial else None
-        certificate = None
-        if hessian is not None:
-            certificate = _GapCertificate(rows, weights, internal.l2, hessian)
         # 'auto' with the certificate, without averaging or early stopping,
         # steers by the exact excess (see Notes): from the second epoch on,
         # it continues from the better of the last iterate and the epoch's
@@ -1015,7 +1019,9 @@ class _Internal:
 
     Internal rows are ``z = ((x - center) * inv_scale) @ R`` for a
     rotation pair ``(R, R^-1)`` (None: the identity), and internal
-    coefficients ``u`` give ``coef = inv_scale * (R @ u)``.
+    coefficients ``u`` give ``coef = inv_scale * (R @ u)``. After plain
+    whitening ``informative`` is the basis of the directions in which the
+    rows' covariance is the identity (None otherwise).
     """
 
     def __init__(
@@ -1029,6 +1035,7 @@ class _Internal:
         self.steps_weight = steps_weight
         self.rotation, self.unrotation = rotation or (None, None)
         self.y_scale = y_scale
+        self.informative = None
 
     def to_internal(self, coef, intercept):
         """``coef_``-shaped coefficients in X's units to internal ``(V, b)``."""
@@ -1073,26 +1080,54 @@ class _GapCertificate:
     excess over the minimum is exactly ``g^T H^+ g / 2``. Evaluating it costs
     two products with the rows, as many as the objective alone would.
     ``weights`` are ``P`` (one number when all are equal, see
-    :func:`_row_weights`) and ``hessian`` is ``A^T P A``.
+    :func:`_row_weights`) and ``hessian`` is ``A^T P A``; or ``inverse``
+    and ``curvature`` give ``(H + L)^+`` and its smallest kept curvature
+    directly (see :meth:`whitened`).
     Directions of ``H`` below ``1e-10`` of its largest curvature (exact
     collinearity, up to rounding) are left out: gradients have no component
     there.
     """
 
-    def __init__(self, rows, weights, l2, hessian):
+    def __init__(
+        self, rows, weights, l2, hessian=None, *, inverse=None, curvature=None
+    ):
         self.rows = rows
         self.weights = weights
         self.n_features = l2.shape[0]
-        self.n_coords = hessian.shape[0]
+        self.n_coords = (hessian if inverse is None else inverse).shape[0]
         self.n_targets = rows.shape[1] - self.n_features - 1
         self.l2 = np.zeros(self.n_coords)
         self.l2[: self.n_features] = l2
         self.penalised = bool(np.any(self.l2))
-        lam, Q = np.linalg.eigh(hessian + np.diag(self.l2))
-        keep = lam > 1e-10 * max(lam[-1], 1e-300)
-        self.inverse = (Q[:, keep] / lam[keep]) @ Q[:, keep].T
-        self.curvature = float(lam[keep].min(initial=np.inf))
+        if inverse is None:
+            lam, Q = np.linalg.eigh(hessian + np.diag(self.l2))
+            keep = lam > 1e-10 * max(lam[-1], 1e-300)
+            inverse = (Q[:, keep] / lam[keep]) @ Q[:, keep].T
+            curvature = float(lam[keep].min(initial=np.inf))
+        self.inverse, self.curvature = inverse, curvature
         self._theta = {}
+
+    @classmethod
+    def whitened(cls, rows, weights, informative, fit_intercept):
+        """The certificate of whitened, unpenalised rows, from the basis
+        ``informative`` of the directions in which their covariance is the
+        identity (zero in the others, see :func:`whitening_rotation`).
+
+        With an intercept the rows are centred, so the Hessian is that
+        covariance bordered by a 1 for the intercept (the border of means is
+        zero up to rounding); without one the covariance is that of the
+        uncentred rows, which the rotation whitened. Either way its
+        pseudo-inverse is the projection onto the informative directions
+        (and the intercept), and every kept curvature is one: no
+        eigendecomposition is needed.
+        """
+        d = informative.shape[0]
+        n_coords = d + 1 if fit_intercept else d
+        inverse = np.zeros((n_coords, n_coords))
+        inverse[:d, :d] = informative @ informative.T
+        if fit_intercept:
+            inverse[d, d] = 1.0
+        return cls(rows, weights, np.zeros(d), inverse=inverse, curvature=1.0)
 
     def _coefficients(self, n_candidates):
         """A buffer for the candidates' coefficients, one row per candidate
@@ -1144,6 +1179,18 @@ def _row_weights(sample_weight):
     if np.all(weights == weights[0]):
         return 1.0 / weights.size
     return weights / weights.sum()
+
+
+def _certificate(rows, gram, internal, weights, fit_intercept):
+    """The gap certificate of the internal rows, from the covariance ``gram``
+    of the unrotated scaled rows: known in closed form after plain
+    whitening, else from the Hessian (see :func:`_hessian`)."""
+    if internal.informative is not None and not internal.l2.any():
+        return _GapCertificate.whitened(
+            rows, weights, internal.informative, fit_intercept
+        )
+    hessian = _hessian(rows, gram, internal, weights, fit_intercept)
+    return _GapCertificate(rows, weights, internal.l2, hessian)
 
 
 def _hessian(rows, gram, internal, weights, fit_intercept):

@@ -14,6 +14,7 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.linear_model import ElasticNet, LinearRegression, Ridge
 
 from gdreg import GDLinearRegressor, SGDLinearRegressor
+from gdreg._scaling import whitening_rotation
 from gdreg._schedules import AutoSchedule
 from gdreg._sgd import _GapCertificate, _hessian, _row_weights
 
@@ -420,6 +421,41 @@ def test_gap_certificate_is_the_exact_excess(
     penalty_value = 0.5 * np.sum(penalty[:d] * theta[:d] ** 2)
     assert data_fit + penalty_value == pytest.approx(objective(theta), rel=1e-12)
     assert excess == pytest.approx(objective(theta) - objective(best), rel=1e-9)
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("equal_weights", [True, False])
+def test_whitened_certificate_needs_no_eigendecomposition(fit_intercept, equal_weights):
+    """After plain whitening the certificate built from the basis of
+    informative directions has the pseudo-inverse, the curvature and the
+    excesses of the one built from the Hessian by an eigendecomposition;
+    with an exactly collinear column and offset features."""
+    rng = np.random.default_rng(4)
+    n, d = 60, 4
+    X = rng.standard_normal((n, d)) @ rng.standard_normal((d, d)) + 2.0
+    X[:, 3] = X[:, 0] - X[:, 1]
+    y = rng.standard_normal(n)
+    weights = np.ones(n) if equal_weights else rng.uniform(0.5, 2.0, n)
+    P = _row_weights(weights)
+    p = np.broadcast_to(P, n)
+    center = p @ X if fit_intercept else np.zeros(d)
+    inv_scale = 1.0 / np.sqrt(p @ (X - center) ** 2)
+    Z = (X - center) * inv_scale
+    gram = Z.T @ (Z * p[:, None])
+    S, S_inv, informative = whitening_rotation(X, weights, center, inv_scale, gram)
+    rows = np.column_stack([Z @ S, np.ones(n), -y])
+    internal = SimpleNamespace(rotation=S)
+    hessian = _hessian(rows, gram, internal, P, fit_intercept)
+    general = _GapCertificate(rows, P, np.zeros(d), hessian)
+    direct = _GapCertificate.whitened(rows, P, informative, fit_intercept)
+    assert informative.shape == (d, d - 1)
+    assert_allclose(direct.inverse, general.inverse, atol=1e-9)
+    assert direct.curvature == pytest.approx(general.curvature, rel=1e-9)
+    for _ in range(3):
+        V, b = rng.standard_normal(d), rng.standard_normal() * fit_intercept
+        assert direct.evaluate((V, b)) == pytest.approx(
+            general.evaluate((V, b)), rel=1e-9
+        )
 
 
 def test_auto_stops_within_tol_of_the_minimum(rng):
