@@ -1155,10 +1155,17 @@ class _GapCertificate:
         # the caller reports them.
         with np.errstate(over="ignore", invalid="ignore"):
             # Candidates as rows, so that each residual vector is contiguous.
-            residual = theta @ self.rows.T
-            weighted = residual * self.weights
-            data_fit = 0.5 * np.einsum("ij,ij->i", weighted, residual)
-            gradient = weighted @ self.rows[:, : self.n_coords]
+            weighted = theta @ self.rows.T
+            if np.ndim(self.weights):
+                weighted *= self.weights
+            # sum_i p_i r_i [z_i, 1, -y_i]: its first coordinates are the
+            # gradient of the data fit, and its product with theta is
+            # sum_i p_i r_i^2, twice the data fit.
+            moments = weighted @ self.rows
+            if not np.ndim(self.weights):
+                moments *= self.weights
+            data_fit = 0.5 * np.einsum("ij,ij->i", moments, theta)
+            gradient = moments[:, : self.n_coords]
             if self.penalised:
                 gradient += self.l2 * theta[:, : self.n_coords]
             excess = 0.5 * np.einsum("ij,ij->i", gradient @ self.inverse, gradient)
@@ -1166,7 +1173,7 @@ class _GapCertificate:
             data_fit = data_fit.reshape(len(candidates), k).sum(axis=1)
             excess = excess.reshape(len(candidates), k).sum(axis=1)
         results = [
-            (float(fit), max(float(gap), 0.0))
+            (max(float(fit), 0.0), max(float(gap), 0.0))
             for fit, gap in zip(data_fit.tolist(), excess.tolist(), strict=True)
         ]
         return results if len(candidates) > 1 else results[0]
