@@ -146,10 +146,9 @@ class SGDLinearRegressor(BaseGDRegressor):
         ``LinearRegression``, and averaged over the seeds of one split at
         most 9.3e-4 below; 1e-3 saved 0.9 epochs on average but let the
         latter fall 1.7e-3 below. An epoch improves when its objective is
-        below ``(1 - tol)`` times the
-        reference: the best so far, or for 'auto' the previous judged epoch
-        (for early stopping: when the validation score rises by more than
-        ``tol``).
+        below ``(1 - tol)`` times the reference: the best so far, or for
+        'auto' the previous judged epoch (for early stopping: when the
+        validation score rises by more than ``tol``).
 
     n_iter_no_change : int, default=5
         Epochs without improvement in a row before stopping; with
@@ -630,9 +629,10 @@ class SGDLinearRegressor(BaseGDRegressor):
             whitened = whitening_rotation(
                 X, sample_weight, internal.center, internal.inv_scale, gram
             )
-            rotation = None if whitened is None else whitened[:2]
+            rotation = None
             if whitened is not None:
-                internal.informative = whitened[2]
+                S, S_inv, internal.informative = whitened
+                rotation = (S, S_inv)
             penalty = internal.l2
         else:
             whitened = penalised_whitening(
@@ -1161,11 +1161,11 @@ class _GapCertificate:
             # sum_i p_i r_i [z_i, 1, -y_i]: its first coordinates are the
             # gradient of the data fit, and its product with theta is
             # sum_i p_i r_i^2, twice the data fit.
-            moments = weighted @ self.rows
+            sums = weighted @ self.rows
             if not np.ndim(self.weights):
-                moments *= self.weights
-            data_fit = 0.5 * np.einsum("ij,ij->i", moments, theta)
-            gradient = moments[:, : self.n_coords]
+                sums *= self.weights
+            data_fit = 0.5 * np.einsum("ij,ij->i", sums, theta)
+            gradient = sums[:, : self.n_coords]
             if self.penalised:
                 gradient += self.l2 * theta[:, : self.n_coords]
             excess = 0.5 * np.einsum("ij,ij->i", gradient @ self.inverse, gradient)
@@ -1192,7 +1192,7 @@ def _certificate(rows, gram, internal, weights, fit_intercept):
     """The gap certificate of the internal rows, from the covariance ``gram``
     of the unrotated scaled rows: known in closed form after plain
     whitening, else from the Hessian (see :func:`_hessian`)."""
-    if internal.informative is not None and not internal.l2.any():
+    if internal.informative is not None:
         return _GapCertificate.whitened(
             rows, weights, internal.informative, fit_intercept
         )
